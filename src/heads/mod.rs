@@ -1,0 +1,4 @@
+//! Heads on top of encoder hidden states, shared by every paradigm.
+
+pub mod normalize;
+pub mod pooling;

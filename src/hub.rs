@@ -1,0 +1,279 @@
+//! Model resolution: a local directory, the Hugging Face cache, or a download through
+//! `hf-hub`. Everything ends as one local directory laid out like the repository.
+
+use std::path::{Path, PathBuf};
+
+use hf_hub::api::sync::{ApiBuilder, ApiError, ApiRepo};
+use hf_hub::{Cache, Repo, RepoType};
+
+use crate::error::{Result, TesseraError};
+use crate::registry::{self, ModelSpec};
+
+/// Files a checkpoint may carry beside its weights; absent ones are simply skipped.
+const METADATA_FILES: &[&str] = &[
+    "config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "modules.json",
+    "sentence_bert_config.json",
+    "config_sentence_transformers.json",
+    "1_Pooling/config.json",
+    "1_Dense/config.json",
+    "1_SpladePooling/config.json",
+    "artifact.metadata",
+    "preprocessor_config.json",
+    "model.safetensors.index.json",
+];
+
+/// A model's files on local disk, and the registry entry if it has one.
+#[derive(Debug, Clone)]
+pub struct ModelSource {
+    /// What the user asked for (registry id, repo id or path), echoed by `model()`.
+    pub name: String,
+    pub dir: PathBuf,
+    pub spec: Option<&'static ModelSpec>,
+}
+
+/// How to reach the hub; `from_env` reads the variables huggingface_hub reads.
+#[derive(Debug, Clone, Default)]
+pub struct HubOptions {
+    pub revision: Option<String>,
+    pub cache_dir: Option<PathBuf>,
+    pub endpoint: Option<String>,
+    pub token: Option<String>,
+    pub offline: bool,
+}
+
+impl HubOptions {
+    pub fn from_env() -> Self {
+        let env = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
+        let cache_dir = env("HF_HUB_CACHE")
+            .map(PathBuf::from)
+            .or_else(|| env("HF_HOME").map(|home| PathBuf::from(home).join("hub")));
+        let offline = env("HF_HUB_OFFLINE")
+            .map(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+            .unwrap_or(false);
+        HubOptions {
+            revision: None,
+            cache_dir,
+            endpoint: env("HF_ENDPOINT"),
+            token: env("HF_TOKEN").or_else(|| env("HUGGING_FACE_HUB_TOKEN")),
+            offline,
+        }
+    }
+
+    fn cache(&self) -> Cache {
+        match &self.cache_dir {
+            Some(dir) => Cache::new(dir.clone()),
+            None => Cache::from_env(),
+        }
+    }
+}
+
+/// Resolves a registry id, a Hugging Face repo id or a local directory.
+pub fn resolve(model: &str, options: &HubOptions) -> Result<ModelSource> {
+    let trimmed = model.trim();
+    let path = Path::new(trimmed);
+    if path.is_dir() {
+        return Ok(ModelSource {
+            name: trimmed.to_string(),
+            dir: path.to_path_buf(),
+            spec: None,
+        });
+    }
+    if looks_like_path(trimmed) || path.exists() {
+        return Err(TesseraError::ModelNotFound {
+            requested: format!("{trimmed} (no such model directory)"),
+            suggestions: Vec::new(),
+        });
+    }
+    let spec = registry::find(trimmed);
+    let repo_id = match spec {
+        Some(spec) => spec.huggingface_id.clone(),
+        None if is_repo_id(trimmed) => trimmed.to_string(),
+        None => {
+            return Err(TesseraError::ModelNotFound {
+                requested: trimmed.to_string(),
+                suggestions: registry::suggestions(trimmed),
+            })
+        }
+    };
+    let dir = fetch_repo(&repo_id, options)?;
+    Ok(ModelSource {
+        name: trimmed.to_string(),
+        dir,
+        spec,
+    })
+}
+
+fn looks_like_path(name: &str) -> bool {
+    name.starts_with('.')
+        || name.starts_with('/')
+        || name.starts_with('~')
+        || name.contains('\\')
+        || name.matches('/').count() > 1
+}
+
+fn is_repo_id(name: &str) -> bool {
+    let mut parts = name.split('/');
+    let valid = |part: &str| {
+        !part.is_empty()
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    matches!((parts.next(), parts.next(), parts.next()), (Some(owner), Some(name), None) if valid(owner) && valid(name))
+}
+
+/// Downloads (or finds in the cache) every file the model needs and returns the
+/// snapshot directory that holds them.
+fn fetch_repo(repo_id: &str, options: &HubOptions) -> Result<PathBuf> {
+    let revision = options
+        .revision
+        .clone()
+        .unwrap_or_else(|| "main".to_string());
+    let repo = Repo::with_revision(repo_id.to_string(), RepoType::Model, revision.clone());
+    let fetcher = Fetcher::new(repo_id, repo, options)?;
+
+    let config = fetcher.required("config.json")?;
+    for file in METADATA_FILES {
+        fetcher.optional(file)?;
+    }
+    let weights = if fetcher.optional("model.safetensors.index.json")?.is_some() {
+        shard_names(&config.with_file_name("model.safetensors.index.json"))?
+    } else {
+        vec!["model.safetensors".to_string()]
+    };
+    for file in &weights {
+        fetcher.required(file)?;
+    }
+    // Extra weight files of sentence-transformers modules (ColBERT projection).
+    if config.with_file_name("1_Dense").is_dir() {
+        fetcher.optional("1_Dense/model.safetensors")?;
+    }
+    config
+        .parent()
+        .map(Path::to_path_buf)
+        .ok_or_else(|| TesseraError::load(repo_id, "cache path has no parent directory"))
+}
+
+fn shard_names(index_path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(index_path).map_err(|e| TesseraError::io(index_path, e))?;
+    let index: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        TesseraError::load(index_path.display().to_string(), format!("invalid JSON: {e}"))
+    })?;
+    let mut shards: Vec<String> = index
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .map(|m| {
+            m.values()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    shards.sort();
+    shards.dedup();
+    Ok(shards)
+}
+
+/// One repository at one revision: cache first, then the network unless offline.
+struct Fetcher {
+    repo_id: String,
+    revision: String,
+    cache: Cache,
+    repo: Repo,
+    api: Option<ApiRepo>,
+}
+
+impl Fetcher {
+    fn new(repo_id: &str, repo: Repo, options: &HubOptions) -> Result<Self> {
+        let cache = options.cache();
+        let api = if options.offline {
+            None
+        } else {
+            let mut builder = ApiBuilder::from_cache(cache.clone())
+                .with_progress(false)
+                .with_token(options.token.clone().or_else(|| cache.token()));
+            if let Some(endpoint) = &options.endpoint {
+                builder = builder.with_endpoint(endpoint.trim_end_matches('/').to_string());
+            }
+            let api = builder.build().map_err(|e| {
+                TesseraError::load(repo_id, format!("cannot start the hub client: {e}"))
+            })?;
+            Some(api.repo(repo.clone()))
+        };
+        Ok(Fetcher {
+            repo_id: repo_id.to_string(),
+            revision: repo.revision().to_string(),
+            cache,
+            repo,
+            api,
+        })
+    }
+
+    fn required(&self, file: &str) -> Result<PathBuf> {
+        self.optional(file)?.ok_or_else(|| {
+            let reason = if self.api.is_none() {
+                format!(
+                    "'{file}' is not in the Hugging Face cache at {} and HF_HUB_OFFLINE is set; \
+                     download the model once with network access or pass a local directory",
+                    self.cache.path().display()
+                )
+            } else {
+                format!("the repository has no '{file}' (only safetensors weights are supported)")
+            };
+            TesseraError::load(&self.repo_id, reason)
+        })
+    }
+
+    fn optional(&self, file: &str) -> Result<Option<PathBuf>> {
+        if let Some(path) = self.cached(file) {
+            return Ok(Some(path));
+        }
+        if self.known_missing(file) {
+            return Ok(None);
+        }
+        let Some(api) = &self.api else {
+            return Ok(None);
+        };
+        match api.download(file) {
+            Ok(path) => Ok(Some(path)),
+            Err(ApiError::RequestError(err)) if matches!(*err, ureq::Error::StatusCode(404)) => {
+                Ok(None)
+            }
+            Err(err) => Err(TesseraError::load(
+                &self.repo_id,
+                format!(
+                    "downloading '{file}' at revision '{}' failed: {err}; set HF_HUB_OFFLINE=1 to \
+                     use the cache only",
+                    self.revision
+                ),
+            )),
+        }
+    }
+
+    /// Cache lookup by branch/tag ref, or directly by snapshot when the revision is a
+    /// commit hash (refs only exist for names).
+    fn cached(&self, file: &str) -> Option<PathBuf> {
+        if let Some(path) = self.cache.repo(self.repo.clone()).get(file) {
+            return Some(path);
+        }
+        let snapshot = self.repo_dir().join("snapshots").join(&self.revision);
+        let path = snapshot.join(file);
+        path.exists().then_some(path)
+    }
+
+    /// huggingface_hub records files a repository lacks under `.no_exist/<commit>/`.
+    fn known_missing(&self, file: &str) -> bool {
+        let dir = self.repo_dir();
+        let commit = std::fs::read_to_string(dir.join("refs").join(&self.revision))
+            .map(|c| c.trim().to_string())
+            .unwrap_or_else(|_| self.revision.clone());
+        dir.join(".no_exist").join(commit).join(file).exists()
+    }
+
+    fn repo_dir(&self) -> PathBuf {
+        self.cache.path().join(self.repo.folder_name())
+    }
+}

@@ -1,0 +1,28 @@
+//! Tessera: embedding and forecasting models run locally on Candle.
+//!
+//! The pipeline is `registry` (ids) → `hub` (files) → `models` + `heads` → `paradigms`
+//! (the embedders); `bindings` exposes them to Python when the `python` feature is on.
+
+pub mod device;
+pub mod encoder;
+pub mod error;
+pub mod heads;
+pub mod hub;
+pub mod layout;
+pub mod matrix;
+pub mod models;
+pub mod paradigms;
+pub mod progress;
+pub mod registry;
+pub mod similarity;
+pub mod text;
+
+#[cfg(feature = "python")]
+pub mod bindings;
+
+pub use device::{DType, Device};
+pub use error::{Result, TesseraError};
+pub use matrix::Matrix;
+pub use paradigms::common::EncodeOptions;
+pub use paradigms::dense::{DenseBuilder, DenseEmbedder};
+pub use registry::{list_models, ModelSpec, Paradigm, PoolingKind};

@@ -1,0 +1,332 @@
+//! BERT encoder (Devlin et al., 2019, <https://arxiv.org/abs/1810.04805>) over packed
+//! token sequences.
+//!
+//! Matches Hugging Face `BertModel` in inference, but takes a batch as one packed row
+//! of tokens: the dense layers run on `[total_tokens, hidden]` with no padding, and
+//! attention runs per text at its exact length. candle-transformers' `BertModel` needs
+//! a padded `[batch, max_len]` input, which is what this file exists to avoid.
+
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::{Activation, Embedding, LayerNorm, Linear, VarBuilder};
+use serde::Deserialize;
+
+use crate::error::{Result, TesseraError};
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub intermediate_size: usize,
+    #[serde(default = "default_activation")]
+    pub hidden_act: Activation,
+    pub max_position_embeddings: usize,
+    #[serde(default = "default_type_vocab_size")]
+    pub type_vocab_size: usize,
+    #[serde(default = "default_layer_norm_eps")]
+    pub layer_norm_eps: f64,
+    #[serde(default)]
+    pub position_embedding_type: Option<String>,
+    #[serde(default)]
+    pub pad_token_id: Option<u32>,
+}
+
+fn default_activation() -> Activation {
+    Activation::Gelu
+}
+
+fn default_type_vocab_size() -> usize {
+    2
+}
+
+fn default_layer_norm_eps() -> f64 {
+    1e-12
+}
+
+impl Config {
+    pub fn validate(&self) -> Result<()> {
+        if let Some(kind) = &self.position_embedding_type {
+            if kind != "absolute" {
+                return Err(TesseraError::Config(format!(
+                    "BERT position_embedding_type '{kind}' is not supported (only 'absolute')"
+                )));
+            }
+        }
+        if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+            return Err(TesseraError::Config(format!(
+                "hidden_size {} is not a multiple of num_attention_heads {}",
+                self.hidden_size, self.num_attention_heads
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// One text inside a packed batch: rows `start .. start + len` of the packed tensor.
+/// Only its first `attended` tokens are visible as attention keys (ColBERT query
+/// expansion tokens may be excluded); every token still gets an output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub start: usize,
+    pub len: usize,
+    pub attended: usize,
+}
+
+/// Token ids of several texts laid end to end, with their spans.
+#[derive(Debug, Clone)]
+pub struct PackedBatch {
+    pub ids: Vec<u32>,
+    pub positions: Vec<u32>,
+    pub spans: Vec<Span>,
+}
+
+impl PackedBatch {
+    /// Packs sequences; `attended[i]` limits the keys of sequence `i` (None: all).
+    pub fn new(sequences: &[Vec<u32>], attended: Option<&[usize]>) -> Self {
+        let total = sequences.iter().map(Vec::len).sum();
+        let mut ids = Vec::with_capacity(total);
+        let mut positions = Vec::with_capacity(total);
+        let mut spans = Vec::with_capacity(sequences.len());
+        for (i, seq) in sequences.iter().enumerate() {
+            let start = ids.len();
+            ids.extend_from_slice(seq);
+            positions.extend(0..seq.len() as u32);
+            let keys = attended.map_or(seq.len(), |a| a[i].min(seq.len()));
+            spans.push(Span {
+                start,
+                len: seq.len(),
+                attended: keys,
+            });
+        }
+        PackedBatch {
+            ids,
+            positions,
+            spans,
+        }
+    }
+
+    pub fn total_tokens(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn max_len(&self) -> usize {
+        self.spans.iter().map(|s| s.len).max().unwrap_or(0)
+    }
+}
+
+struct Embeddings {
+    word: Embedding,
+    position: Embedding,
+    token_type_zero: Tensor,
+    layer_norm: LayerNorm,
+}
+
+impl Embeddings {
+    fn load(vb: VarBuilder, cfg: &Config) -> candle_core::Result<Self> {
+        let word = candle_nn::embedding(cfg.vocab_size, cfg.hidden_size, vb.pp("word_embeddings"))?;
+        let position = candle_nn::embedding(
+            cfg.max_position_embeddings,
+            cfg.hidden_size,
+            vb.pp("position_embeddings"),
+        )?;
+        let token_types = candle_nn::embedding(
+            cfg.type_vocab_size,
+            cfg.hidden_size,
+            vb.pp("token_type_embeddings"),
+        )?;
+        // Every input here is a single segment, so token type 0 is a constant row.
+        let token_type_zero = token_types.embeddings().get(0)?;
+        let layer_norm = candle_nn::layer_norm(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("LayerNorm"))?;
+        Ok(Embeddings {
+            word,
+            position,
+            token_type_zero,
+            layer_norm,
+        })
+    }
+
+    fn forward(&self, ids: &Tensor, positions: &Tensor) -> candle_core::Result<Tensor> {
+        let summed = self
+            .word
+            .forward(ids)?
+            .add(&self.position.forward(positions)?)?
+            .broadcast_add(&self.token_type_zero)?;
+        self.layer_norm.forward(&summed)
+    }
+}
+
+struct SelfAttention {
+    qkv: Linear,
+    output: Linear,
+    output_norm: LayerNorm,
+    heads: usize,
+    head_dim: usize,
+    scale: f64,
+}
+
+impl SelfAttention {
+    fn load(vb: VarBuilder, cfg: &Config) -> candle_core::Result<Self> {
+        let hidden = cfg.hidden_size;
+        let self_vb = vb.pp("self");
+        let part = |name: &str| -> candle_core::Result<(Tensor, Tensor)> {
+            let p = self_vb.pp(name);
+            Ok((p.get((hidden, hidden), "weight")?, p.get(hidden, "bias")?))
+        };
+        let (wq, bq) = part("query")?;
+        let (wk, bk) = part("key")?;
+        let (wv, bv) = part("value")?;
+        // One fused projection: a single larger matmul beats three small ones.
+        let qkv = Linear::new(
+            Tensor::cat(&[wq, wk, wv], 0)?,
+            Some(Tensor::cat(&[bq, bk, bv], 0)?),
+        );
+        let out_vb = vb.pp("output");
+        let output = candle_nn::linear(hidden, hidden, out_vb.pp("dense"))?;
+        let output_norm = candle_nn::layer_norm(hidden, cfg.layer_norm_eps, out_vb.pp("LayerNorm"))?;
+        let head_dim = hidden / cfg.num_attention_heads;
+        Ok(SelfAttention {
+            qkv,
+            output,
+            output_norm,
+            heads: cfg.num_attention_heads,
+            head_dim,
+            scale: 1.0 / (head_dim as f64).sqrt(),
+        })
+    }
+
+    fn forward(&self, hidden: &Tensor, spans: &[Span]) -> candle_core::Result<Tensor> {
+        let qkv = self.qkv.forward(hidden)?;
+        let contexts = spans
+            .iter()
+            .map(|span| self.attend(&qkv, span))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let context = Tensor::cat(&contexts, 0)?;
+        let projected = self.output.forward(&context)?;
+        self.output_norm.forward(&projected.add(hidden)?)
+    }
+
+    /// Scaled dot-product attention of one text at its exact length.
+    fn attend(&self, qkv: &Tensor, span: &Span) -> candle_core::Result<Tensor> {
+        let (heads, head_dim) = (self.heads, self.head_dim);
+        let rows = qkv.narrow(0, span.start, span.len)?;
+        let hidden = heads * head_dim;
+        let split = |offset: usize, len: usize| -> candle_core::Result<Tensor> {
+            rows.narrow(0, 0, len)?
+                .narrow(1, offset, hidden)?
+                .reshape((len, heads, head_dim))?
+                .transpose(0, 1)?
+                .contiguous()
+        };
+        let q = (split(0, span.len)? * self.scale)?;
+        let k = split(hidden, span.attended)?;
+        let v = split(2 * hidden, span.attended)?;
+        let scores = q.matmul(&k.t()?)?;
+        let weights = candle_nn::ops::softmax_last_dim(&scores)?;
+        weights
+            .matmul(&v)?
+            .transpose(0, 1)?
+            .reshape((span.len, hidden))
+    }
+}
+
+struct Layer {
+    attention: SelfAttention,
+    intermediate: Linear,
+    activation: Activation,
+    output: Linear,
+    output_norm: LayerNorm,
+}
+
+impl Layer {
+    fn load(vb: VarBuilder, cfg: &Config) -> candle_core::Result<Self> {
+        Ok(Layer {
+            attention: SelfAttention::load(vb.pp("attention"), cfg)?,
+            intermediate: candle_nn::linear(
+                cfg.hidden_size,
+                cfg.intermediate_size,
+                vb.pp("intermediate").pp("dense"),
+            )?,
+            activation: cfg.hidden_act,
+            output: candle_nn::linear(cfg.intermediate_size, cfg.hidden_size, vb.pp("output").pp("dense"))?,
+            output_norm: candle_nn::layer_norm(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("output").pp("LayerNorm"))?,
+        })
+    }
+
+    fn forward(&self, hidden: &Tensor, spans: &[Span]) -> candle_core::Result<Tensor> {
+        let attended = self.attention.forward(hidden, spans)?;
+        let inner = self.activation.forward(&self.intermediate.forward(&attended)?)?;
+        let out = self.output.forward(&inner)?;
+        self.output_norm.forward(&out.add(&attended)?)
+    }
+}
+
+/// The encoder stack; returns the last hidden state of every packed token.
+pub struct BertModel {
+    embeddings: Embeddings,
+    layers: Vec<Layer>,
+    config: Config,
+    device: Device,
+}
+
+impl BertModel {
+    /// Loads from a VarBuilder rooted at the encoder (keys `embeddings.*`, `encoder.*`).
+    pub fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
+        cfg.validate()?;
+        let device = vb.device().clone();
+        let embeddings = Embeddings::load(vb.pp("embeddings"), cfg)?;
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| Layer::load(vb.pp(format!("encoder.layer.{i}")), cfg))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(BertModel {
+            embeddings,
+            layers,
+            config: cfg.clone(),
+            device,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.embeddings.token_type_zero.dtype()
+    }
+
+    /// Word-embedding matrix `[vocab, hidden]` (the tied MLM decoder of SPLADE).
+    pub fn word_embeddings(&self) -> &Tensor {
+        self.embeddings.word.embeddings()
+    }
+
+    /// Last hidden states `[total_tokens, hidden]` of a packed batch, in the model's dtype.
+    pub fn forward(&self, batch: &PackedBatch) -> Result<Tensor> {
+        if batch.total_tokens() == 0 {
+            return Ok(Tensor::zeros((0, self.config.hidden_size), self.dtype(), &self.device)?);
+        }
+        let longest = batch.max_len();
+        if longest > self.config.max_position_embeddings {
+            return Err(TesseraError::Encoding(format!(
+                "a sequence of {longest} tokens exceeds the model's {} position embeddings",
+                self.config.max_position_embeddings
+            )));
+        }
+        if let Some(bad) = batch.ids.iter().find(|&&id| id as usize >= self.config.vocab_size) {
+            return Err(TesseraError::Encoding(format!(
+                "token id {bad} is outside the model's vocabulary of {}",
+                self.config.vocab_size
+            )));
+        }
+        let ids = Tensor::from_slice(&batch.ids, batch.ids.len(), &self.device)?;
+        let positions = Tensor::from_slice(&batch.positions, batch.positions.len(), &self.device)?;
+        let mut hidden = self.embeddings.forward(&ids, &positions)?;
+        for layer in &self.layers {
+            hidden = layer.forward(&hidden, &batch.spans)?;
+        }
+        Ok(hidden)
+    }
+}

@@ -1,0 +1,5 @@
+//! Model architectures. Each returns hidden states only; pooling, projection and
+//! the SPLADE head live in `heads/`.
+
+pub mod bert;
+pub mod checkpoint;

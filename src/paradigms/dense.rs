@@ -1,0 +1,358 @@
+//! Dense embeddings: one vector per text (BGE, MiniLM, ...), as sentence-transformers'
+//! `SentenceTransformer.encode` computes them.
+
+use std::path::Path;
+
+use crate::device::{DType, Device};
+use crate::encoder::{RuntimeOptions, TextEncoder};
+use crate::error::{Result, TesseraError};
+use crate::heads::normalize::l2_normalize;
+use crate::heads::pooling::pool;
+use crate::hub::{self, HubOptions, ModelSource};
+use crate::layout::{read_json, PoolingConfig, SentenceTransformersLayout};
+use crate::matrix::Matrix;
+use crate::paradigms::common::{check_batch_size, check_max_length, EncodeOptions, DEFAULT_BATCH_SIZE};
+use crate::progress::Progress;
+use crate::registry::{self, Paradigm, PoolingKind};
+use crate::similarity::cosine;
+
+/// Configures and loads a [`DenseEmbedder`].
+#[derive(Debug, Clone, Default)]
+pub struct DenseBuilder {
+    model: Option<String>,
+    runtime: RuntimeOptions,
+    hub: HubOptions,
+    max_length: Option<usize>,
+    batch_size: Option<usize>,
+    dimension: Option<usize>,
+    normalize: Option<bool>,
+    query_prefix: Option<String>,
+    document_prefix: Option<String>,
+}
+
+impl DenseBuilder {
+    pub fn new() -> Self {
+        DenseBuilder {
+            hub: HubOptions::from_env(),
+            ..Default::default()
+        }
+    }
+
+    pub fn model(mut self, model: impl Into<String>) -> Self {
+        self.model = Some(model.into());
+        self
+    }
+
+    pub fn device(mut self, device: Device) -> Self {
+        self.runtime.device = device;
+        self
+    }
+
+    pub fn dtype(mut self, dtype: DType) -> Self {
+        self.runtime.dtype = dtype;
+        self
+    }
+
+    pub fn revision(mut self, revision: impl Into<String>) -> Self {
+        self.hub.revision = Some(revision.into());
+        self
+    }
+
+    pub fn hub_options(mut self, hub: HubOptions) -> Self {
+        self.hub = hub;
+        self
+    }
+
+    pub fn max_length(mut self, max_length: usize) -> Self {
+        self.max_length = Some(max_length);
+        self
+    }
+
+    pub fn batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = Some(batch_size);
+        self
+    }
+
+    /// Matryoshka: keep the first `dimension` components and re-normalise.
+    pub fn dimension(mut self, dimension: usize) -> Self {
+        self.dimension = Some(dimension);
+        self
+    }
+
+    pub fn normalize(mut self, normalize: bool) -> Self {
+        self.normalize = Some(normalize);
+        self
+    }
+
+    pub fn query_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.query_prefix = Some(prefix.into());
+        self
+    }
+
+    pub fn document_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.document_prefix = Some(prefix.into());
+        self
+    }
+
+    /// Checks what can be checked before loading: sizes, and the dimension against
+    /// the registry when the model is a registry entry.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(n) = self.batch_size {
+            check_batch_size(n)?;
+        }
+        if let Some(n) = self.max_length {
+            check_max_length(n)?;
+        }
+        if let Some(dimension) = self.dimension {
+            if dimension == 0 {
+                return Err(TesseraError::Matryoshka("dimension must be at least 1".into()));
+            }
+            if let Some(spec) = self.model.as_deref().and_then(registry::find) {
+                spec.check_dimension(dimension)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn build(self) -> Result<DenseEmbedder> {
+        self.validate()?;
+        let name = self.model.clone().ok_or_else(|| {
+            TesseraError::Config("no model given: call .model(\"bge-small-en-v1.5\") first".into())
+        })?;
+        let source = hub::resolve(&name, &self.hub)?;
+        DenseEmbedder::from_source(source, self)
+    }
+}
+
+/// A loaded dense embedding model.
+pub struct DenseEmbedder {
+    name: String,
+    encoder: TextEncoder,
+    pooling: PoolingKind,
+    normalize: bool,
+    dimension: usize,
+    full_dimension: usize,
+    truncated: bool,
+    max_length: usize,
+    batch_size: usize,
+    query_prefix: Option<String>,
+    document_prefix: Option<String>,
+}
+
+impl DenseEmbedder {
+    /// Loads a model with default options (registry id, repo id or directory).
+    pub fn new(model: &str) -> Result<Self> {
+        DenseBuilder::new().model(model).build()
+    }
+
+    pub fn builder() -> DenseBuilder {
+        DenseBuilder::new()
+    }
+
+    fn from_source(source: ModelSource, options: DenseBuilder) -> Result<Self> {
+        if let Some(spec) = source.spec {
+            if spec.paradigm != Paradigm::Dense {
+                return Err(TesseraError::Config(format!(
+                    "'{}' is a {} model, not a dense one; use Tessera(\"{}\") or the {} class",
+                    spec.id, spec.paradigm, spec.id, spec.paradigm
+                )));
+            }
+        }
+        let dir = source.dir.as_path();
+        let layout = SentenceTransformersLayout::read(dir)?;
+        let (encoder, _) = TextEncoder::load(dir, &options.runtime, &["bert.", "model."])?;
+        let encoder = TextEncoder {
+            tokenizer: encoder
+                .tokenizer
+                .with_lowercase(layout.sentence_bert.do_lower_case),
+            ..encoder
+        };
+        let spec = source.spec;
+        let pooling = match layout.module_dir(dir, "Pooling") {
+            Some(pool_dir) => read_pooling(&pool_dir.join("config.json"))?,
+            None => spec.and_then(|s| s.pooling).unwrap_or(PoolingKind::Mean),
+        };
+        let model_normalizes = layout.module("Normalize").is_some()
+            || (layout.modules.is_empty() && spec.and_then(|s| s.normalize).unwrap_or(false));
+        let normalize = options.normalize.unwrap_or(model_normalizes);
+        let full_dimension = encoder.model.config().hidden_size;
+        let dimension = match options.dimension {
+            Some(d) => {
+                match spec {
+                    Some(spec) => spec.check_dimension(d)?,
+                    None if d > full_dimension => {
+                        return Err(TesseraError::UnsupportedDimension {
+                            model: source.name.clone(),
+                            requested: d,
+                            supported: (1..=full_dimension).rev().take(1).collect(),
+                        })
+                    }
+                    None => {}
+                }
+                d
+            }
+            None => full_dimension,
+        };
+        let max_length = resolve_max_length(
+            options.max_length,
+            layout.sentence_bert.max_seq_length.or(spec.and_then(|s| s.max_length)),
+            encoder.max_positions(),
+        )?;
+        let pick = |own: &Option<String>, registry_value: Option<&String>, prompt: &str| {
+            own.clone()
+                .or_else(|| registry_value.cloned())
+                .or_else(|| layout.prompt(prompt))
+        };
+        Ok(DenseEmbedder {
+            name: source.name,
+            pooling,
+            normalize,
+            dimension,
+            full_dimension,
+            truncated: dimension < full_dimension,
+            max_length,
+            batch_size: options.batch_size.unwrap_or(DEFAULT_BATCH_SIZE),
+            query_prefix: pick(&options.query_prefix, spec.and_then(|s| s.query_prefix.as_ref()), "query"),
+            document_prefix: pick(
+                &options.document_prefix,
+                spec.and_then(|s| s.document_prefix.as_ref()),
+                "document",
+            ),
+            encoder,
+        })
+    }
+
+    /// The model id it was built from.
+    pub fn model(&self) -> &str {
+        &self.name
+    }
+
+    /// Length of the output vectors (the Matryoshka dimension when one was chosen).
+    pub fn dimension(&self) -> usize {
+        self.dimension
+    }
+
+    pub fn max_length(&self) -> usize {
+        self.max_length
+    }
+
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    pub fn pooling(&self) -> PoolingKind {
+        self.pooling
+    }
+
+    pub fn normalizes(&self) -> bool {
+        self.normalize
+    }
+
+    pub fn query_prefix(&self) -> Option<&str> {
+        self.query_prefix.as_deref()
+    }
+
+    pub fn document_prefix(&self) -> Option<&str> {
+        self.document_prefix.as_deref()
+    }
+
+    pub fn device(&self) -> &candle_core::Device {
+        &self.encoder.device
+    }
+
+    /// Embeds one text: a vector of `dimension()` floats.
+    pub fn encode(&self, text: &str) -> Result<Vec<f32>> {
+        Ok(self.encode_batch(&[text], &EncodeOptions::default())?.data)
+    }
+
+    /// Embeds many texts: a `(texts, dimension())` matrix, rows in input order.
+    pub fn encode_batch(&self, texts: &[&str], options: &EncodeOptions) -> Result<Matrix> {
+        if texts.is_empty() {
+            return Ok(Matrix::empty(self.dimension));
+        }
+        let batch_size = options.batch_size.unwrap_or(self.batch_size);
+        check_batch_size(batch_size)?;
+        let sequences = self.encoder.tokenizer.encode_batch(texts, self.max_length)?;
+        let progress = Progress::new(texts.len(), "encoding", options.show_progress);
+        let rows = self.encoder.run(&sequences, None, batch_size, &progress, |packed, hidden| {
+            let pooled = pool(hidden, &packed.spans, self.pooling)?;
+            let vectors = self.finish(pooled)?;
+            Ok(Matrix::from_tensor(&vectors)?.iter_rows().map(<[f32]>::to_vec).collect())
+        })?;
+        let mut data = Vec::with_capacity(texts.len() * self.dimension);
+        for row in rows {
+            data.extend_from_slice(&row);
+        }
+        Ok(Matrix {
+            rows: texts.len(),
+            cols: self.dimension,
+            data,
+        })
+    }
+
+    /// Embeds texts with the query prefix (e.g. nomic's `search_query: `).
+    pub fn encode_queries(&self, texts: &[&str], options: &EncodeOptions) -> Result<Matrix> {
+        self.encode_prefixed(texts, self.query_prefix.as_deref(), options)
+    }
+
+    /// Embeds texts with the document prefix.
+    pub fn encode_documents(&self, texts: &[&str], options: &EncodeOptions) -> Result<Matrix> {
+        self.encode_prefixed(texts, self.document_prefix.as_deref(), options)
+    }
+
+    fn encode_prefixed(&self, texts: &[&str], prefix: Option<&str>, options: &EncodeOptions) -> Result<Matrix> {
+        match prefix {
+            None => self.encode_batch(texts, options),
+            Some(prefix) => {
+                let prefixed: Vec<String> = texts.iter().map(|t| format!("{prefix}{t}")).collect();
+                let refs: Vec<&str> = prefixed.iter().map(String::as_str).collect();
+                self.encode_batch(&refs, options)
+            }
+        }
+    }
+
+    /// Cosine similarity of two texts.
+    pub fn similarity(&self, a: &str, b: &str) -> Result<f32> {
+        let both = self.encode_batch(&[a, b], &EncodeOptions::default())?;
+        cosine(both.row(0), both.row(1))
+    }
+
+    /// Normalize module, then Matryoshka truncation with re-normalisation.
+    fn finish(&self, pooled: candle_core::Tensor) -> Result<candle_core::Tensor> {
+        let pooled = pooled.to_dtype(candle_core::DType::F32)?;
+        let mut vectors = if self.normalize && !self.truncated {
+            l2_normalize(&pooled)?
+        } else {
+            pooled
+        };
+        if self.truncated {
+            vectors = vectors.narrow(1, 0, self.dimension)?;
+            if self.normalize {
+                vectors = l2_normalize(&vectors)?;
+            }
+        }
+        Ok(vectors)
+    }
+
+    /// Size of the encoder's hidden state before any Matryoshka truncation.
+    pub fn full_dimension(&self) -> usize {
+        self.full_dimension
+    }
+}
+
+fn read_pooling(path: &Path) -> Result<PoolingKind> {
+    let config: PoolingConfig = read_json(path)?;
+    config.kind(path)
+}
+
+/// The truncation length: the caller's, else the model's, never beyond the position
+/// embeddings.
+pub(crate) fn resolve_max_length(requested: Option<usize>, model_default: Option<usize>, positions: usize) -> Result<usize> {
+    match requested {
+        Some(n) if n > positions => Err(TesseraError::Config(format!(
+            "max_length {n} exceeds the model's {positions} position embeddings"
+        ))),
+        Some(n) => Ok(n),
+        None => Ok(model_default.unwrap_or(positions).min(positions)),
+    }
+}
