@@ -13,6 +13,7 @@ pub mod matrix;
 pub mod models;
 pub mod paradigms;
 pub mod progress;
+pub mod quantization;
 pub mod registry;
 pub mod similarity;
 pub mod text;

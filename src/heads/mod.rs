@@ -2,3 +2,5 @@
 
 pub mod normalize;
 pub mod pooling;
+pub mod projection;
+pub mod splade;

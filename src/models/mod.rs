@@ -3,3 +3,4 @@
 
 pub mod bert;
 pub mod checkpoint;
+pub mod chronos_bolt;

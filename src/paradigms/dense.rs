@@ -130,6 +130,8 @@ pub struct DenseEmbedder {
     encoder: TextEncoder,
     pooling: PoolingKind,
     normalize: bool,
+    model_normalizes: bool,
+    normalize_override: Option<bool>,
     dimension: usize,
     full_dimension: usize,
     truncated: bool,
@@ -207,6 +209,8 @@ impl DenseEmbedder {
             name: source.name,
             pooling,
             normalize,
+            model_normalizes,
+            normalize_override: options.normalize,
             dimension,
             full_dimension,
             truncated: dimension < full_dimension,
@@ -244,8 +248,13 @@ impl DenseEmbedder {
         self.pooling
     }
 
+    /// Whether output vectors are unit length.
     pub fn normalizes(&self) -> bool {
-        self.normalize
+        if self.truncated {
+            self.normalize_override != Some(false)
+        } else {
+            self.normalize
+        }
     }
 
     pub fn query_prefix(&self) -> Option<&str> {
@@ -290,6 +299,12 @@ impl DenseEmbedder {
         })
     }
 
+    /// Token ids of each text exactly as the model sees them (special tokens added,
+    /// truncated to `max_length()`).
+    pub fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
+        self.encoder.tokenizer.encode_batch(texts, self.max_length)
+    }
+
     /// Embeds texts with the query prefix (e.g. nomic's `search_query: `).
     pub fn encode_queries(&self, texts: &[&str], options: &EncodeOptions) -> Result<Matrix> {
         self.encode_prefixed(texts, self.query_prefix.as_deref(), options)
@@ -317,21 +332,20 @@ impl DenseEmbedder {
         cosine(both.row(0), both.row(1))
     }
 
-    /// Normalize module, then Matryoshka truncation with re-normalisation.
+    /// Normalisation, then Matryoshka truncation: the first `dimension` components of
+    /// the model's output, L2-normalised again (unless normalisation was turned off).
     fn finish(&self, pooled: candle_core::Tensor) -> Result<candle_core::Tensor> {
         let pooled = pooled.to_dtype(candle_core::DType::F32)?;
-        let mut vectors = if self.normalize && !self.truncated {
-            l2_normalize(&pooled)?
-        } else {
-            pooled
-        };
-        if self.truncated {
-            vectors = vectors.narrow(1, 0, self.dimension)?;
-            if self.normalize {
-                vectors = l2_normalize(&vectors)?;
-            }
+        if !self.truncated {
+            return if self.normalize { l2_normalize(&pooled) } else { Ok(pooled) };
         }
-        Ok(vectors)
+        let full = if self.model_normalizes { l2_normalize(&pooled)? } else { pooled };
+        let prefix = full.narrow(1, 0, self.dimension)?;
+        if self.normalize_override == Some(false) {
+            Ok(prefix)
+        } else {
+            l2_normalize(&prefix)
+        }
     }
 
     /// Size of the encoder's hidden state before any Matryoshka truncation.

@@ -2,3 +2,6 @@
 
 pub mod common;
 pub mod dense;
+pub mod multivector;
+pub mod sparse;
+pub mod timeseries;
