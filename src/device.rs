@@ -35,6 +35,15 @@ impl Device {
         }
     }
 
+    /// Fails when this build lacks the device's cargo feature, without opening it.
+    pub fn ensure_compiled(self) -> Result<()> {
+        match self {
+            Device::Cuda(_) if !cfg!(feature = "cuda") => cuda_device(0).map(|_| ()),
+            Device::Metal if !cfg!(feature = "metal") => metal_device().map(|_| ()),
+            _ => Ok(()),
+        }
+    }
+
     /// The Candle device, or a `Device` error naming the feature that provides it.
     pub fn to_candle(self) -> Result<candle_core::Device> {
         match self {

@@ -3,6 +3,7 @@
 //! The pipeline is `registry` (ids) → `hub` (files) → `models` + `heads` → `paradigms`
 //! (the embedders); `bindings` exposes them to Python when the `python` feature is on.
 
+pub mod detect;
 pub mod device;
 pub mod encoder;
 pub mod error;
@@ -27,3 +28,7 @@ pub use matrix::Matrix;
 pub use paradigms::common::EncodeOptions;
 pub use paradigms::dense::{DenseBuilder, DenseEmbedder};
 pub use registry::{list_models, ModelSpec, Paradigm, PoolingKind};
+pub use paradigms::sparse::{SparseBuilder, SparseEmbedder, SparseVector};
+pub use paradigms::multivector::{ColbertLayout, MultiVectorBuilder, MultiVectorEmbedder, TokenEmbeddings};
+pub use quantization::{QuantizationConfig, QuantizedEmbeddings};
+pub use paradigms::timeseries::{Forecast, SeriesEmbeddings, TimeSeriesBuilder, TimeSeriesForecaster};

@@ -1,6 +1,9 @@
 //! Similarities between embeddings: cosine, dot product and MaxSim.
 
+use rayon::prelude::*;
+
 use crate::error::{Result, TesseraError};
+use crate::matrix::Matrix;
 
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
@@ -16,4 +19,44 @@ pub fn cosine(a: &[f32], b: &[f32]) -> Result<f32> {
     }
     let norm = |v: &[f32]| dot(v, v).sqrt().max(1e-12);
     Ok(dot(a, b) / (norm(a) * norm(b)))
+}
+
+/// MaxSim (late interaction): for each query row the best dot product with any
+/// document row, summed over query rows. A document without rows contributes nothing.
+pub fn maxsim(query: &Matrix, document: &Matrix) -> Result<f32> {
+    if query.cols != document.cols {
+        return Err(TesseraError::DimensionMismatch {
+            expected: query.cols,
+            actual: document.cols,
+        });
+    }
+    if document.rows == 0 {
+        return Ok(0.0);
+    }
+    Ok(query
+        .iter_rows()
+        .map(|q| document.iter_rows().map(|d| dot(q, d)).fold(f32::NEG_INFINITY, f32::max))
+        .sum())
+}
+
+/// MaxSim of every query against every document: a `(queries, documents)` matrix,
+/// computed in parallel.
+pub fn maxsim_matrix(queries: &[Matrix], documents: &[Matrix]) -> Result<Matrix> {
+    let data = queries
+        .par_iter()
+        .flat_map_iter(|q| documents.iter().map(move |d| maxsim(q, d)))
+        .collect::<Result<Vec<f32>>>()?;
+    Ok(Matrix {
+        rows: queries.len(),
+        cols: documents.len(),
+        data,
+    })
+}
+
+/// Indices and scores of the `top_k` highest scores, best first (ties keep input order).
+pub fn top_k(scores: &[f32], top_k: usize) -> Vec<(usize, f32)> {
+    let mut ranked: Vec<(usize, f32)> = scores.iter().copied().enumerate().collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+    ranked.truncate(top_k);
+    ranked
 }

@@ -6,10 +6,11 @@
 //! attention runs per text at its exact length. candle-transformers' `BertModel` needs
 //! a padded `[batch, max_len]` input, which is what this file exists to avoid.
 
-use candle_core::{DType, Device, Module, Tensor};
+use candle_core::{DType, Device, Module, Storage, Tensor};
 use candle_nn::{Activation, Embedding, LayerNorm, Linear, VarBuilder};
 use serde::Deserialize;
 
+use super::cpu_kernels;
 use crate::error::{Result, TesseraError};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -113,6 +114,81 @@ impl PackedBatch {
     pub fn max_len(&self) -> usize {
         self.spans.iter().map(|s| s.len).max().unwrap_or(0)
     }
+
+    /// Whether the spans lie end to end over all tokens, in order, each attending
+    /// within itself (as [`PackedBatch::new`] builds them).
+    fn is_tiled(&self) -> bool {
+        let mut next = 0;
+        for span in &self.spans {
+            if span.start != next || span.attended > span.len {
+                return false;
+            }
+            next += span.len;
+        }
+        next == self.ids.len()
+    }
+}
+
+/// Runs `f` on the f32 elements of a contiguous CPU tensor.
+fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
+    let (storage, layout) = t.storage_and_layout();
+    let Storage::Cpu(cpu) = &*storage else {
+        candle_core::bail!("the CPU kernels need a CPU tensor")
+    };
+    let data = cpu.as_slice::<f32>()?;
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("the CPU kernels need a contiguous tensor")
+    };
+    Ok(f(&data[start..end]))
+}
+
+/// A copy of the f32 elements of a CPU tensor.
+fn f32_vec(t: &Tensor) -> candle_core::Result<Vec<f32>> {
+    t.flatten_all()?.to_vec1::<f32>()
+}
+
+/// `x @ weight^T` (a Linear layer without its bias) for 2-D `x`.
+fn project(x: &Tensor, linear: &Linear) -> candle_core::Result<Tensor> {
+    x.matmul(&linear.weight().t()?)
+}
+
+/// The bias of a linear layer, and the scale and shift of a layer norm, as f32 slices
+/// for the CPU kernels.
+struct NormParams {
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
+    eps: f32,
+}
+
+impl NormParams {
+    fn of(norm: &LayerNorm) -> candle_core::Result<Self> {
+        let beta = match norm.bias() {
+            Some(b) => f32_vec(b)?,
+            None => vec![0.0; norm.weight().elem_count()],
+        };
+        Ok(NormParams {
+            gamma: f32_vec(norm.weight())?,
+            beta,
+            eps: norm.eps() as f32,
+        })
+    }
+}
+
+fn bias_of(linear: &Linear) -> candle_core::Result<Vec<f32>> {
+    match linear.bias() {
+        Some(b) => f32_vec(b),
+        None => Ok(vec![0.0; linear.weight().dim(0)?]),
+    }
+}
+
+/// What the CPU kernels of one layer read besides the weight matrices.
+struct CpuLayerParams {
+    qkv_bias: Vec<f32>,
+    attention_bias: Vec<f32>,
+    attention_norm: NormParams,
+    intermediate_bias: Vec<f32>,
+    output_bias: Vec<f32>,
+    output_norm: NormParams,
 }
 
 struct Embeddings {
@@ -236,11 +312,13 @@ struct Layer {
     activation: Activation,
     output: Linear,
     output_norm: LayerNorm,
+    /// Present for f32 weights on the CPU with the erf GELU: the fused-kernel path.
+    cpu: Option<CpuLayerParams>,
 }
 
 impl Layer {
     fn load(vb: VarBuilder, cfg: &Config) -> candle_core::Result<Self> {
-        Ok(Layer {
+        let mut layer = Layer {
             attention: SelfAttention::load(vb.pp("attention"), cfg)?,
             intermediate: candle_nn::linear(
                 cfg.hidden_size,
@@ -250,14 +328,69 @@ impl Layer {
             activation: cfg.hidden_act,
             output: candle_nn::linear(cfg.intermediate_size, cfg.hidden_size, vb.pp("output").pp("dense"))?,
             output_norm: candle_nn::layer_norm(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("output").pp("LayerNorm"))?,
-        })
+            cpu: None,
+        };
+        let weight = layer.intermediate.weight();
+        if weight.device().is_cpu() && weight.dtype() == DType::F32 && layer.activation == Activation::Gelu {
+            layer.cpu = Some(CpuLayerParams {
+                qkv_bias: bias_of(&layer.attention.qkv)?,
+                attention_bias: bias_of(&layer.attention.output)?,
+                attention_norm: NormParams::of(&layer.attention.output_norm)?,
+                intermediate_bias: bias_of(&layer.intermediate)?,
+                output_bias: bias_of(&layer.output)?,
+                output_norm: NormParams::of(&layer.output_norm)?,
+            });
+        }
+        Ok(layer)
     }
 
-    fn forward(&self, hidden: &Tensor, spans: &[Span]) -> candle_core::Result<Tensor> {
+    fn forward(&self, hidden: &Tensor, spans: &[Span], tiled: bool) -> candle_core::Result<Tensor> {
+        if let (Some(params), true) = (&self.cpu, tiled) {
+            if hidden.device().is_cpu() && hidden.dtype() == DType::F32 {
+                return self.forward_cpu(hidden, spans, params);
+            }
+        }
         let attended = self.attention.forward(hidden, spans)?;
         let inner = self.activation.forward(&self.intermediate.forward(&attended)?)?;
         let out = self.output.forward(&inner)?;
         self.output_norm.forward(&out.add(&attended)?)
+    }
+
+    /// The same layer with Candle's matmuls and the fused CPU kernels for the rest.
+    fn forward_cpu(&self, hidden: &Tensor, spans: &[Span], p: &CpuLayerParams) -> candle_core::Result<Tensor> {
+        let (tokens, width) = hidden.dims2()?;
+        let device = hidden.device();
+        let attention = &self.attention;
+        let qkv = project(hidden, &attention.qkv)?;
+        let context = with_f32(&qkv, |qkv| {
+            cpu_kernels::attention(
+                qkv,
+                &p.qkv_bias,
+                spans,
+                attention.heads,
+                attention.head_dim,
+                attention.scale as f32,
+            )
+        })?;
+        drop(qkv);
+        let context = Tensor::from_vec(context, (tokens, width), device)?;
+        let mut attended = f32_vec(&project(&context, &attention.output)?)?;
+        drop(context);
+        with_f32(hidden, |residual| {
+            let n = &p.attention_norm;
+            cpu_kernels::bias_residual_layer_norm(&mut attended, &p.attention_bias, residual, &n.gamma, &n.beta, n.eps)
+        })?;
+        let attended = Tensor::from_vec(attended, (tokens, width), device)?;
+        let mut inner = f32_vec(&project(&attended, &self.intermediate)?)?;
+        cpu_kernels::bias_gelu(&mut inner, &p.intermediate_bias);
+        let inner = Tensor::from_vec(inner, (tokens, p.intermediate_bias.len()), device)?;
+        let mut out = f32_vec(&project(&inner, &self.output)?)?;
+        drop(inner);
+        with_f32(&attended, |residual| {
+            let n = &p.output_norm;
+            cpu_kernels::bias_residual_layer_norm(&mut out, &p.output_bias, residual, &n.gamma, &n.beta, n.eps)
+        })?;
+        Tensor::from_vec(out, (tokens, width), device)
     }
 }
 
@@ -324,8 +457,9 @@ impl BertModel {
         let ids = Tensor::from_slice(&batch.ids, batch.ids.len(), &self.device)?;
         let positions = Tensor::from_slice(&batch.positions, batch.positions.len(), &self.device)?;
         let mut hidden = self.embeddings.forward(&ids, &positions)?;
+        let tiled = batch.is_tiled();
         for layer in &self.layers {
-            hidden = layer.forward(&hidden, &batch.spans)?;
+            hidden = layer.forward(&hidden, &batch.spans, tiled)?;
         }
         Ok(hidden)
     }

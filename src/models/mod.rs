@@ -3,4 +3,5 @@
 
 pub mod bert;
 pub mod checkpoint;
+mod cpu_kernels;
 pub mod chronos_bolt;

@@ -97,6 +97,7 @@ impl DenseBuilder {
     /// Checks what can be checked before loading: sizes, and the dimension against
     /// the registry when the model is a registry entry.
     pub fn validate(&self) -> Result<()> {
+        self.runtime.device.ensure_compiled()?;
         if let Some(n) = self.batch_size {
             check_batch_size(n)?;
         }

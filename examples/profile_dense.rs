@@ -1,0 +1,70 @@
+//! Encodes the benchmark corpus in a loop for profiling (`perf record`) and prints
+//! sentences/s and the achieved GFLOP/s.
+//!
+//! `cargo run --release --example profile_dense -- [sentences] [repeats] [batch]`
+
+#[path = "../benches/corpus/mod.rs"]
+mod corpus;
+
+use std::path::Path;
+use std::time::Instant;
+
+use tessera::{DenseEmbedder, EncodeOptions};
+
+const MODEL: &str = "tests/fixtures/real/dense/minilm_real/model";
+
+fn arg(index: usize, default: usize) -> usize {
+    std::env::args()
+        .nth(index)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(default)
+}
+
+/// User plus system time of this process so far (Linux), to see through other load.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after_name = stat.rsplit(')').next().unwrap_or_default();
+    let fields: Vec<f64> = after_name
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    fields.iter().sum::<f64>() / 100.0
+}
+
+fn main() -> tessera::Result<()> {
+    let (count, repeats, batch) = (arg(1, 2048), arg(2, 3), arg(3, 32));
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(MODEL);
+    let model = DenseEmbedder::builder().model(dir.to_string_lossy()).build()?;
+    let texts = corpus::sentences(count);
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    // Multiply-adds of MiniLM-L6 (hidden 384, intermediate 1536, 6 layers) per text.
+    let (hidden, inner, layers) = (384.0, 1536.0, 6.0);
+    let flops: f64 = model
+        .tokenize(&refs)?
+        .iter()
+        .map(|ids| {
+            let n = ids.len() as f64;
+            layers * (2.0 * n * hidden * (4.0 * hidden + 2.0 * inner) + 4.0 * n * n * hidden)
+        })
+        .sum();
+    let options = EncodeOptions {
+        batch_size: Some(batch),
+        show_progress: false,
+    };
+    for _ in 0..repeats {
+        let (start, cpu_start) = (Instant::now(), cpu_seconds());
+        let out = model.encode_batch(&refs, &options)?;
+        let (secs, cpu) = (start.elapsed().as_secs_f64(), cpu_seconds() - cpu_start);
+        println!(
+            "{count} sentences in {secs:.3} s ({cpu:.2} CPU s): {:.1} sentences/s, {:.1} GFLOP/s, \
+             {:.1} GFLOP per CPU second (checksum {:.6})",
+            count as f64 / secs,
+            flops / secs / 1e9,
+            flops / cpu / 1e9,
+            out.data.iter().map(|v| f64::from(*v)).sum::<f64>()
+        );
+    }
+    Ok(())
+}

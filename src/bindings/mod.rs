@@ -1,0 +1,3 @@
+//! Language bindings. Only this folder knows about Python.
+
+pub mod python;

@@ -1,0 +1,22 @@
+//! The `tessera._tessera` extension module; `python/tessera` re-exports it.
+
+use pyo3::prelude::*;
+
+mod convert;
+mod dense;
+mod device;
+mod errors;
+mod factory;
+mod registry;
+
+#[pymodule]
+fn _tessera(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<device::PyDevice>()?;
+    m.add_class::<dense::PyDense>()?;
+    m.add_class::<dense::PyDenseBuilder>()?;
+    m.add_function(wrap_pyfunction!(registry::list_models, m)?)?;
+    m.add_function(wrap_pyfunction!(factory::tessera_factory, m)?)?;
+    m.add_function(wrap_pyfunction!(device::available_devices, m)?)?;
+    Ok(())
+}

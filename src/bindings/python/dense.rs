@@ -1,0 +1,321 @@
+//! `TesseraDense` and its builder.
+
+use std::sync::{Arc, Mutex};
+
+use numpy::{PyArray1, PyArray2};
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::types::PyString;
+
+use super::convert::{detached, matrix_to_numpy, model_arg, text_arg, texts_arg, vector_arg, vector_to_numpy};
+use super::device::{device_arg, dtype_arg};
+use crate::paradigms::common::EncodeOptions;
+use crate::paradigms::dense::{DenseBuilder, DenseEmbedder};
+use crate::similarity::cosine;
+
+/// Dense text embeddings: one vector per text.
+#[pyclass(name = "TesseraDense", module = "tessera", frozen)]
+pub struct PyDense {
+    inner: Arc<DenseEmbedder>,
+}
+
+#[pymethods]
+impl PyDense {
+    #[new]
+    #[pyo3(signature = (model, *, device=None, dtype=None, revision=None, max_length=None, batch_size=None, dimension=None, normalize=None, query_prefix=None, document_prefix=None))]
+    #[allow(clippy::too_many_arguments)] // mirrors the builder's keyword options
+    fn new(
+        py: Python<'_>,
+        model: &Bound<'_, PyAny>,
+        device: Option<&Bound<'_, PyAny>>,
+        dtype: Option<&str>,
+        revision: Option<String>,
+        max_length: Option<usize>,
+        batch_size: Option<usize>,
+        dimension: Option<usize>,
+        normalize: Option<bool>,
+        query_prefix: Option<String>,
+        document_prefix: Option<String>,
+    ) -> PyResult<Self> {
+        let mut builder = DenseBuilder::new()
+            .model(model_arg(model)?)
+            .device(device_arg(device)?)
+            .dtype(dtype_arg(dtype)?);
+        if let Some(v) = revision {
+            builder = builder.revision(v);
+        }
+        if let Some(v) = max_length {
+            builder = builder.max_length(v);
+        }
+        if let Some(v) = batch_size {
+            builder = builder.batch_size(v);
+        }
+        if let Some(v) = dimension {
+            builder = builder.dimension(v);
+        }
+        if let Some(v) = normalize {
+            builder = builder.normalize(v);
+        }
+        if let Some(v) = query_prefix {
+            builder = builder.query_prefix(v);
+        }
+        if let Some(v) = document_prefix {
+            builder = builder.document_prefix(v);
+        }
+        Self::build(py, builder)
+    }
+
+    /// A builder to configure the model step by step.
+    #[staticmethod]
+    fn builder() -> PyDenseBuilder {
+        PyDenseBuilder {
+            inner: Mutex::new(DenseBuilder::new()),
+        }
+    }
+
+    /// Embeds one text: an array of shape `(dim,)`.
+    #[pyo3(signature = (text))]
+    fn encode<'py>(&self, py: Python<'py>, text: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray1<f32>>> {
+        let text = text_arg(text, "text")?;
+        let model = Arc::clone(&self.inner);
+        let vector = detached(py, move || model.encode(&text))?;
+        Ok(vector_to_numpy(py, vector))
+    }
+
+    /// Embeds many texts: an array of shape `(n, dim)`.
+    #[pyo3(signature = (texts, *, batch_size=None, show_progress=false))]
+    fn encode_batch<'py>(
+        &self,
+        py: Python<'py>,
+        texts: &Bound<'py, PyAny>,
+        batch_size: Option<usize>,
+        show_progress: bool,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let texts = texts_arg(texts, "texts")?;
+        let options = EncodeOptions {
+            batch_size,
+            show_progress,
+        };
+        let model = Arc::clone(&self.inner);
+        let matrix = detached(py, move || {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            model.encode_batch(&refs, &options)
+        })?;
+        matrix_to_numpy(py, matrix)
+    }
+
+    /// Embeds query text(s) with the model's query prefix: `(dim,)` for a str,
+    /// `(n, dim)` for a sequence.
+    #[pyo3(signature = (text, *, batch_size=None, show_progress=false))]
+    fn encode_query<'py>(
+        &self,
+        py: Python<'py>,
+        text: &Bound<'py, PyAny>,
+        batch_size: Option<usize>,
+        show_progress: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.encode_with_prefix(py, text, batch_size, show_progress, true)
+    }
+
+    /// Embeds document text(s) with the model's document prefix.
+    #[pyo3(signature = (text, *, batch_size=None, show_progress=false))]
+    fn encode_document<'py>(
+        &self,
+        py: Python<'py>,
+        text: &Bound<'py, PyAny>,
+        batch_size: Option<usize>,
+        show_progress: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.encode_with_prefix(py, text, batch_size, show_progress, false)
+    }
+
+    /// Cosine similarity of two texts or two vectors.
+    #[pyo3(signature = (a, b))]
+    fn similarity(&self, py: Python<'_>, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<f32> {
+        let (a, b) = (self.vector_of(py, a, "a")?, self.vector_of(py, b, "b")?);
+        Ok(cosine(&a, &b)?)
+    }
+
+    /// Length of the output vectors.
+    fn dimension(&self) -> usize {
+        self.inner.dimension()
+    }
+
+    /// The model id this embedder was built from.
+    fn model(&self) -> String {
+        self.inner.model().to_string()
+    }
+
+    /// Truncation length in tokens.
+    fn max_length(&self) -> usize {
+        self.inner.max_length()
+    }
+
+    /// Token ids of a text as the model sees it.
+    #[pyo3(signature = (text))]
+    fn tokenize(&self, text: &Bound<'_, PyAny>) -> PyResult<Vec<u32>> {
+        let text = text_arg(text, "text")?;
+        let mut ids = self.inner.tokenize(&[text.as_str()])?;
+        Ok(ids.pop().unwrap_or_default())
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "TesseraDense(model={:?}, dimension={}, pooling={:?}, normalize={}, device={:?})",
+            self.inner.model(),
+            self.inner.dimension(),
+            self.inner.pooling(),
+            self.inner.normalizes(),
+            self.inner.device().location()
+        )
+    }
+}
+
+impl PyDense {
+    fn build(py: Python<'_>, builder: DenseBuilder) -> PyResult<Self> {
+        let inner = detached(py, move || builder.build())?;
+        Ok(PyDense {
+            inner: Arc::new(inner),
+        })
+    }
+
+    fn vector_of(&self, py: Python<'_>, value: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<f32>> {
+        if value.is_instance_of::<PyString>() {
+            let text = text_arg(value, name)?;
+            let model = Arc::clone(&self.inner);
+            detached(py, move || model.encode(&text))
+        } else {
+            vector_arg(value, name)
+        }
+    }
+
+    fn encode_with_prefix<'py>(
+        &self,
+        py: Python<'py>,
+        text: &Bound<'py, PyAny>,
+        batch_size: Option<usize>,
+        show_progress: bool,
+        query: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let single = text.is_instance_of::<PyString>();
+        let texts = if single {
+            vec![text_arg(text, "text")?]
+        } else {
+            texts_arg(text, "texts")?
+        };
+        let options = EncodeOptions {
+            batch_size,
+            show_progress,
+        };
+        let model = Arc::clone(&self.inner);
+        let matrix = detached(py, move || {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            if query {
+                model.encode_queries(&refs, &options)
+            } else {
+                model.encode_documents(&refs, &options)
+            }
+        })?;
+        if single {
+            Ok(vector_to_numpy(py, matrix.data).into_any())
+        } else {
+            Ok(matrix_to_numpy(py, matrix)?.into_any())
+        }
+    }
+}
+
+/// Fluent configuration of a `TesseraDense`; every setter returns the builder and
+/// checks its value at once.
+#[pyclass(name = "TesseraDenseBuilder", module = "tessera", frozen)]
+pub struct PyDenseBuilder {
+    inner: Mutex<DenseBuilder>,
+}
+
+impl PyDenseBuilder {
+    fn update<'py>(
+        slf: Bound<'py, Self>,
+        change: impl FnOnce(DenseBuilder) -> PyResult<DenseBuilder>,
+    ) -> PyResult<Bound<'py, Self>> {
+        {
+            let mut guard = slf
+                .get()
+                .inner
+                .lock()
+                .map_err(|_| PyRuntimeError::new_err("builder lock poisoned"))?;
+            let updated = change(guard.clone())?;
+            updated.validate()?;
+            *guard = updated;
+        }
+        Ok(slf)
+    }
+}
+
+#[pymethods]
+impl PyDenseBuilder {
+    #[new]
+    fn new() -> Self {
+        PyDenseBuilder {
+            inner: Mutex::new(DenseBuilder::new()),
+        }
+    }
+
+    fn model<'py>(slf: Bound<'py, Self>, model: &Bound<'py, PyAny>) -> PyResult<Bound<'py, Self>> {
+        let model = model_arg(model)?;
+        Self::update(slf, |b| Ok(b.model(model)))
+    }
+
+    fn device<'py>(slf: Bound<'py, Self>, device: &Bound<'py, PyAny>) -> PyResult<Bound<'py, Self>> {
+        let device = device_arg(Some(device))?;
+        Self::update(slf, |b| Ok(b.device(device)))
+    }
+
+    fn dtype<'py>(slf: Bound<'py, Self>, dtype: &str) -> PyResult<Bound<'py, Self>> {
+        let dtype = dtype_arg(Some(dtype))?;
+        Self::update(slf, |b| Ok(b.dtype(dtype)))
+    }
+
+    fn revision<'py>(slf: Bound<'py, Self>, revision: String) -> PyResult<Bound<'py, Self>> {
+        Self::update(slf, |b| Ok(b.revision(revision)))
+    }
+
+    fn max_length<'py>(slf: Bound<'py, Self>, max_length: usize) -> PyResult<Bound<'py, Self>> {
+        Self::update(slf, |b| Ok(b.max_length(max_length)))
+    }
+
+    fn batch_size<'py>(slf: Bound<'py, Self>, batch_size: usize) -> PyResult<Bound<'py, Self>> {
+        Self::update(slf, |b| Ok(b.batch_size(batch_size)))
+    }
+
+    fn dimension<'py>(slf: Bound<'py, Self>, dimension: usize) -> PyResult<Bound<'py, Self>> {
+        Self::update(slf, |b| Ok(b.dimension(dimension)))
+    }
+
+    fn normalize<'py>(slf: Bound<'py, Self>, normalize: bool) -> PyResult<Bound<'py, Self>> {
+        Self::update(slf, |b| Ok(b.normalize(normalize)))
+    }
+
+    fn query_prefix<'py>(slf: Bound<'py, Self>, prefix: String) -> PyResult<Bound<'py, Self>> {
+        Self::update(slf, |b| Ok(b.query_prefix(prefix)))
+    }
+
+    fn document_prefix<'py>(slf: Bound<'py, Self>, prefix: String) -> PyResult<Bound<'py, Self>> {
+        Self::update(slf, |b| Ok(b.document_prefix(prefix)))
+    }
+
+    /// Loads the model.
+    fn build(&self, py: Python<'_>) -> PyResult<PyDense> {
+        let builder = self
+            .inner
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("builder lock poisoned"))?
+            .clone();
+        PyDense::build(py, builder)
+    }
+
+    fn __repr__(&self) -> String {
+        match self.inner.lock() {
+            Ok(b) => format!("TesseraDenseBuilder({b:?})"),
+            Err(_) => "TesseraDenseBuilder(<poisoned>)".into(),
+        }
+    }
+}

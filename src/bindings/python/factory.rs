@@ -1,0 +1,44 @@
+//! `Tessera(model, **options)`: the embedder of the model's paradigm.
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+
+use super::convert::{detached, model_arg};
+use super::dense::PyDense;
+use crate::detect;
+use crate::error::TesseraError;
+use crate::hub::{self, HubOptions};
+use crate::registry::Paradigm;
+
+/// Returns a `TesseraDense`, `TesseraMultiVector`, `TesseraSparse`, `TesseraVision` or
+/// `TesseraTimeSeries` for `model`, forwarding keyword options to its constructor.
+#[pyfunction]
+#[pyo3(name = "Tessera", signature = (model, **options))]
+pub fn tessera_factory<'py>(
+    py: Python<'py>,
+    model: &Bound<'py, PyAny>,
+    options: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let name = model_arg(model)?;
+    let mut hub_options = HubOptions::from_env();
+    if let Some(revision) = options.and_then(|o| o.get_item("revision").ok().flatten()) {
+        if !revision.is_none() {
+            hub_options.revision = Some(revision.extract()?);
+        }
+    }
+    let paradigm = detached(py, move || {
+        let source = hub::resolve(&name, &hub_options)?;
+        detect::paradigm_of(&source)
+    })?;
+    let class = match paradigm {
+        Paradigm::Dense => py.get_type::<PyDense>(),
+        other => {
+            return Err(TesseraError::load(
+                model_arg(model)?,
+                format!("the {other} paradigm is not available in this build of tessera yet"),
+            )
+            .into())
+        }
+    };
+    class.call(PyTuple::new(py, [model])?, options)
+}

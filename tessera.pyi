@@ -1,0 +1,171 @@
+"""Type stubs for tessera (installed as tessera/__init__.pyi)."""
+
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar, Literal, Union, final, overload
+
+import numpy as np
+import numpy.typing as npt
+
+from tessera.exceptions import (
+    ConfigError as ConfigError,
+)
+from tessera.exceptions import (
+    DeviceError as DeviceError,
+)
+from tessera.exceptions import (
+    DimensionMismatchError as DimensionMismatchError,
+)
+from tessera.exceptions import (
+    EncodingError as EncodingError,
+)
+from tessera.exceptions import (
+    MatryoshkaError as MatryoshkaError,
+)
+from tessera.exceptions import (
+    ModelLoadError as ModelLoadError,
+)
+from tessera.exceptions import (
+    ModelNotFoundError as ModelNotFoundError,
+)
+from tessera.exceptions import (
+    QuantizationError as QuantizationError,
+)
+from tessera.exceptions import (
+    TensorError as TensorError,
+)
+from tessera.exceptions import (
+    TesseraError as TesseraError,
+)
+from tessera.exceptions import (
+    TesseraIOError as TesseraIOError,
+)
+from tessera.exceptions import (
+    TokenizationError as TokenizationError,
+)
+from tessera.exceptions import (
+    UnsupportedDimensionError as UnsupportedDimensionError,
+)
+
+__version__: str
+
+__all__ = [
+    "ConfigError",
+    "Device",
+    "DeviceError",
+    "DimensionMismatchError",
+    "EncodingError",
+    "MatryoshkaError",
+    "ModelLoadError",
+    "ModelNotFoundError",
+    "QuantizationError",
+    "Tessera",
+    "TesseraDense",
+    "TesseraDenseBuilder",
+    "TesseraError",
+    "TesseraIOError",
+    "TensorError",
+    "TokenizationError",
+    "UnsupportedDimensionError",
+    "__version__",
+    "available_devices",
+    "list_models",
+]
+
+_ModelName = Union[str, os.PathLike[str]]
+_DeviceLike = Union["Device", str]
+_DType = Literal["f32", "f16", "bf16", "float32", "float16", "bfloat16"]
+_F32Vector = npt.NDArray[np.float32]
+_F32Matrix = npt.NDArray[np.float32]
+
+@final
+class Device:
+    """A compute device: ``Device.Cpu``, ``Device.Cuda`` (index 0), ``Device.cuda(i)``,
+    ``Device.Metal`` or ``Device.Auto``."""
+
+    Cpu: ClassVar[Device]
+    Cuda: ClassVar[Device]
+    Metal: ClassVar[Device]
+    Auto: ClassVar[Device]
+    @staticmethod
+    def cuda(index: int = 0) -> Device: ...
+    @staticmethod
+    def parse(name: str) -> Device: ...
+    @property
+    def index(self) -> int | None: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+def available_devices() -> list[str]:
+    """Devices this build can use, in auto-selection order."""
+
+def list_models(paradigm: str | None = None) -> list[dict[str, Any]]:
+    """The model registry, optionally filtered by paradigm."""
+
+def Tessera(model: _ModelName, **options: Any) -> TesseraDense:
+    """The embedder for ``model``'s paradigm (registry id, repo id or directory)."""
+
+@final
+class TesseraDense:
+    """Dense text embeddings: one vector per text."""
+
+    def __new__(
+        cls,
+        model: _ModelName,
+        *,
+        device: _DeviceLike | None = None,
+        dtype: _DType | None = None,
+        revision: str | None = None,
+        max_length: int | None = None,
+        batch_size: int | None = None,
+        dimension: int | None = None,
+        normalize: bool | None = None,
+        query_prefix: str | None = None,
+        document_prefix: str | None = None,
+    ) -> TesseraDense: ...
+    @staticmethod
+    def builder() -> TesseraDenseBuilder: ...
+    def encode(self, text: str) -> _F32Vector: ...
+    def encode_batch(
+        self, texts: Iterable[str], *, batch_size: int | None = None, show_progress: bool = False
+    ) -> _F32Matrix: ...
+    @overload
+    def encode_query(
+        self, text: str, *, batch_size: int | None = None, show_progress: bool = False
+    ) -> _F32Vector: ...
+    @overload
+    def encode_query(
+        self, text: Sequence[str], *, batch_size: int | None = None, show_progress: bool = False
+    ) -> _F32Matrix: ...
+    @overload
+    def encode_document(
+        self, text: str, *, batch_size: int | None = None, show_progress: bool = False
+    ) -> _F32Vector: ...
+    @overload
+    def encode_document(
+        self, text: Sequence[str], *, batch_size: int | None = None, show_progress: bool = False
+    ) -> _F32Matrix: ...
+    def similarity(
+        self, a: str | npt.ArrayLike, b: str | npt.ArrayLike
+    ) -> float: ...
+    def dimension(self) -> int: ...
+    def model(self) -> str: ...
+    def max_length(self) -> int: ...
+    def tokenize(self, text: str) -> list[int]: ...
+
+@final
+class TesseraDenseBuilder:
+    """Fluent configuration of a :class:`TesseraDense`; each setter validates at once."""
+
+    def __new__(cls) -> TesseraDenseBuilder: ...
+    def model(self, model: _ModelName) -> TesseraDenseBuilder: ...
+    def device(self, device: _DeviceLike) -> TesseraDenseBuilder: ...
+    def dtype(self, dtype: _DType) -> TesseraDenseBuilder: ...
+    def revision(self, revision: str) -> TesseraDenseBuilder: ...
+    def max_length(self, max_length: int) -> TesseraDenseBuilder: ...
+    def batch_size(self, batch_size: int) -> TesseraDenseBuilder: ...
+    def dimension(self, dimension: int) -> TesseraDenseBuilder: ...
+    def normalize(self, normalize: bool) -> TesseraDenseBuilder: ...
+    def query_prefix(self, prefix: str) -> TesseraDenseBuilder: ...
+    def document_prefix(self, prefix: str) -> TesseraDenseBuilder: ...
+    def build(self) -> TesseraDense: ...
