@@ -240,6 +240,7 @@ impl Fetcher {
         match api.download(file) {
             Ok(path) => Ok(Some(path)),
             Err(ApiError::RequestError(err)) if matches!(*err, ureq::Error::StatusCode(404)) => {
+                self.remember_missing(file);
                 Ok(None)
             }
             Err(err) => Err(TesseraError::load(
@@ -271,6 +272,20 @@ impl Fetcher {
             .map(|c| c.trim().to_string())
             .unwrap_or_else(|_| self.revision.clone());
         dir.join(".no_exist").join(commit).join(file).exists()
+    }
+
+    /// Records a file the repository lacks, as huggingface_hub does, so a later offline
+    /// or network-less load knows not to look for it.
+    fn remember_missing(&self, file: &str) {
+        let dir = self.repo_dir();
+        let Ok(commit) = std::fs::read_to_string(dir.join("refs").join(&self.revision)) else {
+            return;
+        };
+        let marker = dir.join(".no_exist").join(commit.trim()).join(file);
+        if let Some(parent) = marker.parent() {
+            // Best effort: without the marker the next load just asks the server again.
+            let _ = std::fs::create_dir_all(parent).and_then(|_| std::fs::write(&marker, b""));
+        }
     }
 
     fn repo_dir(&self) -> PathBuf {

@@ -30,5 +30,5 @@ pub use paradigms::dense::{DenseBuilder, DenseEmbedder};
 pub use registry::{list_models, ModelSpec, Paradigm, PoolingKind};
 pub use paradigms::sparse::{SparseBuilder, SparseEmbedder, SparseVector};
 pub use paradigms::multivector::{ColbertLayout, MultiVectorBuilder, MultiVectorEmbedder, TokenEmbeddings};
-pub use quantization::{QuantizationConfig, QuantizedEmbeddings};
+pub use quantization::{quantize, quantize_embeddings, Precision, QuantizationConfig, QuantizedArray, QuantizedEmbeddings};
 pub use paradigms::timeseries::{Forecast, SeriesEmbeddings, TimeSeriesBuilder, TimeSeriesForecaster};

@@ -81,6 +81,43 @@ pub struct QuantizedEmbeddings {
 }
 
 impl QuantizedEmbeddings {
+    /// Rebuilds quantized embeddings from their parts (e.g. arrays handed back from
+    /// Python), checking that the sizes agree.
+    pub fn from_parts(
+        precision: QuantizationConfig,
+        original_dim: usize,
+        num_tokens: usize,
+        data: Vec<u8>,
+        scales: Vec<f32>,
+    ) -> Result<Self> {
+        if precision == QuantizationConfig::None {
+            return Err(TesseraError::Quantization(
+                "quantized embeddings need a precision other than none".into(),
+            ));
+        }
+        let expected_data = num_tokens * row_bytes(precision, original_dim);
+        let expected_scales = if precision == QuantizationConfig::Binary {
+            0
+        } else {
+            num_tokens
+        };
+        if data.len() != expected_data || scales.len() != expected_scales {
+            return Err(TesseraError::Quantization(format!(
+                "{precision} embeddings of {num_tokens} tokens x {original_dim} need {expected_data} bytes and \
+                 {expected_scales} scales, got {} and {}",
+                data.len(),
+                scales.len()
+            )));
+        }
+        Ok(QuantizedEmbeddings {
+            precision,
+            original_dim,
+            num_tokens,
+            data,
+            scales,
+        })
+    }
+
     pub fn precision(&self) -> QuantizationConfig {
         self.precision
     }
@@ -173,11 +210,17 @@ impl QuantizedEmbeddings {
                 1.0 - 2.0 * hamming as f32 / self.original_dim as f32
             }
             QuantizationConfig::Int8 => {
-                let dot: i32 = a.iter().zip(b).map(|(&x, &y)| x as i8 as i32 * y as i8 as i32).sum();
+                let dot: i32 = a
+                    .iter()
+                    .zip(b)
+                    .map(|(&x, &y)| x as i8 as i32 * y as i8 as i32)
+                    .sum();
                 dot as f32 * self.scales[i] * other.scales[j]
             }
             QuantizationConfig::Int4 => {
-                let dot: i32 = (0..self.original_dim).map(|c| int4(a, c) as i32 * int4(b, c) as i32).sum();
+                let dot: i32 = (0..self.original_dim)
+                    .map(|c| int4(a, c) as i32 * int4(b, c) as i32)
+                    .sum();
                 dot as f32 * self.scales[i] * other.scales[j]
             }
         }
@@ -247,7 +290,10 @@ pub fn quantize(matrix: &Matrix, config: QuantizationConfig) -> Result<Quantized
             for row in matrix.iter_rows() {
                 let scale = absmax_scale(row, 127.0);
                 scales.push(scale);
-                data.extend(row.iter().map(|&x| (x / scale).round().clamp(-127.0, 127.0) as i8 as u8));
+                data.extend(
+                    row.iter()
+                        .map(|&x| (x / scale).round().clamp(-127.0, 127.0) as i8 as u8),
+                );
             }
         }
         QuantizationConfig::Int4 => {
@@ -282,7 +328,9 @@ fn check_finite(matrix: &Matrix) -> Result<()> {
         )));
     }
     if matrix.data.iter().any(|x| !x.is_finite()) {
-        return Err(TesseraError::Quantization("embeddings contain NaN or infinite values".into()));
+        return Err(TesseraError::Quantization(
+            "embeddings contain NaN or infinite values".into(),
+        ));
     }
     Ok(())
 }
@@ -290,7 +338,10 @@ fn check_finite(matrix: &Matrix) -> Result<()> {
 /// MaxSim on quantized matrices: per (query token, document token) the quantized
 /// similarity (binary: `1 - 2 * hamming / dim`; int8 / int4: the dot product of the
 /// dequantized rows), max over document tokens, summed over query tokens.
-pub fn maxsim_quantized(query: &QuantizedEmbeddings, document: &QuantizedEmbeddings) -> Result<f32> {
+pub fn maxsim_quantized(
+    query: &QuantizedEmbeddings,
+    document: &QuantizedEmbeddings,
+) -> Result<f32> {
     if query.original_dim != document.original_dim {
         return Err(TesseraError::DimensionMismatch {
             expected: query.original_dim,
@@ -315,10 +366,15 @@ pub fn maxsim_quantized(query: &QuantizedEmbeddings, document: &QuantizedEmbeddi
 }
 
 /// Quantized MaxSim of every query against every document: `(queries, documents)`.
-pub fn maxsim_quantized_matrix(queries: &[QuantizedEmbeddings], documents: &[QuantizedEmbeddings]) -> Result<Matrix> {
-    let data = queries
-        .par_iter()
-        .flat_map_iter(|q| documents.iter().map(move |d| maxsim_quantized(q, d)))
+pub fn maxsim_quantized_matrix(
+    queries: &[QuantizedEmbeddings],
+    documents: &[QuantizedEmbeddings],
+) -> Result<Matrix> {
+    // Parallel over pairs, not queries, so ranking one query still uses every core.
+    let n = documents.len();
+    let data = (0..queries.len() * n)
+        .into_par_iter()
+        .map(|k| maxsim_quantized(&queries[k / n], &documents[k % n]))
         .collect::<Result<Vec<f32>>>()?;
     Ok(Matrix {
         rows: queries.len(),
@@ -365,15 +421,25 @@ impl FromStr for Precision {
 #[derive(Debug, Clone, PartialEq)]
 pub enum QuantizedArray {
     Float32(Matrix),
-    Int8 { rows: usize, cols: usize, data: Vec<i8> },
-    Uint8 { rows: usize, cols: usize, data: Vec<u8> },
+    Int8 {
+        rows: usize,
+        cols: usize,
+        data: Vec<i8>,
+    },
+    Uint8 {
+        rows: usize,
+        cols: usize,
+        data: Vec<u8>,
+    },
 }
 
 impl QuantizedArray {
     pub fn shape(&self) -> (usize, usize) {
         match self {
             QuantizedArray::Float32(m) => (m.rows, m.cols),
-            QuantizedArray::Int8 { rows, cols, .. } | QuantizedArray::Uint8 { rows, cols, .. } => (*rows, *cols),
+            QuantizedArray::Int8 { rows, cols, .. } | QuantizedArray::Uint8 { rows, cols, .. } => {
+                (*rows, *cols)
+            }
         }
     }
 }
@@ -396,7 +462,11 @@ pub fn embedding_ranges(embeddings: &Matrix) -> Result<Matrix> {
             data[dim + c] = data[dim + c].max(x);
         }
     }
-    Ok(Matrix { rows: 2, cols: dim, data })
+    Ok(Matrix {
+        rows: 2,
+        cols: dim,
+        data,
+    })
 }
 
 /// sentence-transformers' `quantize_embeddings(embeddings, precision, ranges,
@@ -425,9 +495,16 @@ pub fn quantize_embeddings(
             }
             let cols = dim.div_ceil(8);
             Ok(if precision == Precision::Ubinary {
-                QuantizedArray::Uint8 { rows, cols, data: packed }
+                QuantizedArray::Uint8 {
+                    rows,
+                    cols,
+                    data: packed,
+                }
             } else {
-                let data = packed.into_iter().map(|b| b.wrapping_sub(128) as i8).collect();
+                let data = packed
+                    .into_iter()
+                    .map(|b| b.wrapping_sub(128) as i8)
+                    .collect();
                 QuantizedArray::Int8 { rows, cols, data }
             })
         }

@@ -6,7 +6,9 @@ mod common;
 use candle_core::Tensor;
 use common::{assert_close, tolerances, Case};
 use tessera::quantization::{maxsim_quantized_matrix, quantize};
-use tessera::{EncodeOptions, Matrix, MultiVectorEmbedder, QuantizationConfig, TesseraError};
+use tessera::{
+    ColbertLayout, EncodeOptions, Matrix, MultiVectorEmbedder, QuantizationConfig, TesseraError,
+};
 
 fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
@@ -64,16 +66,29 @@ fn token_matrices_match_the_references() {
             let cols = dims[1];
             assert_eq!(model.dimension(), cols, "{} dimension", case.name());
             let offsets = case.array_i64(&format!("{side}.embeddings.offsets"));
-            let ids_key = if is_query { "query.input_ids.data" } else { "document.token_ids.data" };
+            let ids_key = if is_query {
+                "query.input_ids.data"
+            } else {
+                "document.token_ids.data"
+            };
             let want_ids = case.array_i64(ids_key);
             for (i, tokens) in got.iter().enumerate() {
                 let label = format!("{} {side} text {i}", case.name());
                 let rows = (offsets[i + 1] - offsets[i]) as usize;
                 assert_eq!(tokens.num_tokens(), rows, "{label}: rows");
                 assert_eq!(tokens.tokens.len(), rows, "{label}: token strings");
-                let ids: Vec<u32> = csr_rows(&want_ids, &offsets, i, 1).iter().map(|&v| v as u32).collect();
+                let ids: Vec<u32> = csr_rows(&want_ids, &offsets, i, 1)
+                    .iter()
+                    .map(|&v| v as u32)
+                    .collect();
                 assert_eq!(tokens.token_ids, ids, "{label}: token ids");
-                assert_close(&label, &tokens.embeddings.data, &csr_rows(&want, &offsets, i, cols), atol, rtol);
+                assert_close(
+                    &label,
+                    &tokens.embeddings.data,
+                    &csr_rows(&want, &offsets, i, cols),
+                    atol,
+                    rtol,
+                );
             }
         }
     }
@@ -92,11 +107,15 @@ fn encoder_inputs_match_the_references() {
             let mask = is_query.then(|| case.array_i64("query.attention_mask.data"));
             for (i, (got, attended)) in seen.iter().enumerate() {
                 let label = format!("{} {side} text {i}", case.name());
-                let want: Vec<u32> = csr_rows(&ids, &offsets, i, 1).iter().map(|&v| v as u32).collect();
+                let want: Vec<u32> = csr_rows(&ids, &offsets, i, 1)
+                    .iter()
+                    .map(|&v| v as u32)
+                    .collect();
                 assert_eq!(got, &want, "{label}: input ids");
                 if let Some(mask) = &mask {
                     let mask = csr_rows(mask, &offsets, i, 1);
-                    let expected: Vec<i64> = (0..got.len()).map(|k| (k < *attended) as i64).collect();
+                    let expected: Vec<i64> =
+                        (0..got.len()).map(|k| (k < *attended) as i64).collect();
                     assert_eq!(expected, mask, "{label}: attention mask");
                 }
             }
@@ -115,7 +134,13 @@ fn maxsim_matrix_matches_the_references() {
         let (dims, want) = case.array_f32("maxsim");
         assert_eq!((got.rows, got.cols), (dims[0], dims[1]));
         let (atol, rtol) = tolerances(case.check("maxsim").unwrap());
-        assert_close(&format!("{} maxsim", case.name()), &got.data, &want, atol, rtol);
+        assert_close(
+            &format!("{} maxsim", case.name()),
+            &got.data,
+            &want,
+            atol,
+            rtol,
+        );
         // The pairwise call agrees with the matrix.
         for (i, q) in queries.iter().enumerate() {
             for (j, d) in documents.iter().enumerate() {
@@ -151,7 +176,11 @@ fn binary_quantization_matches_packbits() {
                         let bit = |bytes: &[u8]| bytes[r * width + c / 8] & (0x80 >> (c % 8)) != 0;
                         if bit(q.data()) != bit(&want_bytes) {
                             let x = ref_floats[r * dim + c];
-                            assert!(x.abs() < 1e-4, "{} {side} text {i} row {r} bit {c} (x = {x})", case.name());
+                            assert!(
+                                x.abs() < 1e-4,
+                                "{} {side} text {i} row {r} bit {c} (x = {x})",
+                                case.name()
+                            );
                         }
                     }
                 }
@@ -162,12 +191,22 @@ fn binary_quantization_matches_packbits() {
         let got = maxsim_quantized_matrix(&quantized[0], &quantized[1]).unwrap();
         let (_, want) = case.array_f32("maxsim_ubinary");
         let (atol, rtol) = tolerances(case.check("maxsim_ubinary").unwrap());
-        assert_close(&format!("{} maxsim_ubinary", case.name()), &got.data, &want, atol, rtol);
+        assert_close(
+            &format!("{} maxsim_ubinary", case.name()),
+            &got.data,
+            &want,
+            atol,
+            rtol,
+        );
         // The embedder's own quantized path gives the same scores.
         let q0 = model.encode_quantized(&texts[0], true).unwrap();
         let d1 = model.encode_quantized(&texts[1], false).unwrap();
         let score = model.similarity_quantized(&q0, &d1).unwrap();
-        assert!((score - want[1]).abs() < 1e-4, "{} quantized pair", case.name());
+        assert!(
+            (score - want[1]).abs() < 1e-4,
+            "{} quantized pair",
+            case.name()
+        );
     }
 }
 
@@ -186,7 +225,11 @@ fn maxsim_of_normalised_rows_is_bounded_by_the_query_length() {
             for d in &documents {
                 let score = model.similarity(q, d).unwrap();
                 let bound = q.rows as f32 + 1e-3;
-                assert!((-bound..=bound).contains(&score), "{score} outside ±{}", q.rows);
+                assert!(
+                    (-bound..=bound).contains(&score),
+                    "{score} outside ±{}",
+                    q.rows
+                );
             }
         }
     }
@@ -204,10 +247,18 @@ fn a_text_encodes_the_same_alone_and_in_any_batch() {
                     batch_size: Some(batch_size),
                     show_progress: false,
                 };
-                let batched = model.encode_batch(&strs(&texts), is_query, &options).unwrap();
+                let batched = model
+                    .encode_batch(&strs(&texts), is_query, &options)
+                    .unwrap();
                 for (a, b) in full.iter().zip(&batched) {
                     assert_eq!(a.rows, b.rows);
-                    assert_close(&format!("{} batch {batch_size}", case.name()), &b.data, &a.data, 1e-5, 0.0);
+                    assert_close(
+                        &format!("{} batch {batch_size}", case.name()),
+                        &b.data,
+                        &a.data,
+                        1e-5,
+                        0.0,
+                    );
                 }
             }
             for (i, text) in texts.iter().enumerate() {
@@ -217,7 +268,13 @@ fn a_text_encodes_the_same_alone_and_in_any_batch() {
                     model.encode_document(text).unwrap()
                 };
                 assert_eq!(alone.rows, full[i].rows);
-                assert_close(&format!("{} text {i} alone", case.name()), &alone.data, &full[i].data, 1e-5, 0.0);
+                assert_close(
+                    &format!("{} text {i} alone", case.name()),
+                    &alone.data,
+                    &full[i].data,
+                    1e-5,
+                    0.0,
+                );
             }
         }
     }
@@ -243,10 +300,34 @@ fn edge_inputs_follow_the_reference() {
         assert_eq!(tokens[0].tokens[0], "[CLS]");
         // Duplicates give identical matrices.
         let twice = model
-            .encode_batch(&["same text", "same text"], false, &EncodeOptions::default())
+            .encode_batch(
+                &["same text", "same text"],
+                false,
+                &EncodeOptions::default(),
+            )
             .unwrap();
         assert_eq!(twice[0], twice[1]);
-        assert!(model.encode_batch(&[], true, &EncodeOptions::default()).unwrap().is_empty());
+        assert!(model
+            .encode_batch(&[], true, &EncodeOptions::default())
+            .unwrap()
+            .is_empty());
+        // A literal [PAD] (id 0): colbert-ai turns it into [MASK] in queries and drops
+        // its row from documents; PyLate keeps it as an ordinary token.
+        let (query_ids, _) = model.tokenize(&["a [PAD] b"], true).unwrap().remove(0);
+        let doc = model
+            .encode_batch_with_tokens(&["a [PAD] b"], false, &EncodeOptions::default())
+            .unwrap()
+            .remove(0);
+        match model.layout() {
+            ColbertLayout::ColbertAi => {
+                assert_eq!(&query_ids[..5], &[101, 1, 1037, 103, 1038]);
+                assert_eq!(doc.token_ids, vec![101, 2, 1037, 1038, 102]);
+            }
+            ColbertLayout::PyLate => {
+                assert_eq!(query_ids[3], 0);
+                assert!(doc.token_ids.contains(&0));
+            }
+        }
     }
 }
 
@@ -265,7 +346,10 @@ fn ranking_returns_the_best_documents_first() {
             .map(|d| model.similarity(&query, d).unwrap())
             .fold(f32::NEG_INFINITY, f32::max);
         assert_eq!(ranked[0].1, best);
-        assert_eq!(model.rank(&query, &documents, 100).unwrap().len(), documents.len());
+        assert_eq!(
+            model.rank(&query, &documents, 100).unwrap().len(),
+            documents.len()
+        );
     }
 }
 
@@ -292,11 +376,20 @@ fn matryoshka_dimension_keeps_a_renormalised_prefix() {
             .model(case.model_dir().to_string_lossy())
             .dimension(full.dimension() + 1)
             .build();
-        assert!(matches!(too_big, Err(TesseraError::UnsupportedDimension { .. })));
+        assert!(matches!(
+            too_big,
+            Err(TesseraError::UnsupportedDimension { .. })
+        ));
     }
     // A registry model without Matryoshka dimensions refuses other sizes before loading.
-    let registry = MultiVectorEmbedder::builder().model("colbert-v2").dimension(64).validate();
-    assert!(matches!(registry, Err(TesseraError::UnsupportedDimension { .. })));
+    let registry = MultiVectorEmbedder::builder()
+        .model("colbert-v2")
+        .dimension(64)
+        .validate();
+    assert!(matches!(
+        registry,
+        Err(TesseraError::UnsupportedDimension { .. })
+    ));
 }
 
 #[test]
@@ -352,7 +445,11 @@ fn spearman(a: &[f32], b: &[f32]) -> f64 {
 fn quantized_ranking_agrees_with_float_ranking() {
     for case in Case::all("multivector") {
         let texts = case.texts("texts");
-        for config in [QuantizationConfig::Binary, QuantizationConfig::Int8, QuantizationConfig::Int4] {
+        for config in [
+            QuantizationConfig::Binary,
+            QuantizationConfig::Int8,
+            QuantizationConfig::Int4,
+        ] {
             let model = MultiVectorEmbedder::builder()
                 .model(case.model_dir().to_string_lossy())
                 .quantization(config)
@@ -362,17 +459,23 @@ fn quantized_ranking_agrees_with_float_ranking() {
             let queries = encode(&model, &texts, true);
             let documents = encode(&model, &texts, false);
             let float = model.similarity_matrix(&queries, &documents).unwrap();
-            let quantize_all =
-                |m: &[Matrix]| m.iter().map(|x| model.quantize(x).unwrap()).collect::<Vec<_>>();
+            let quantize_all = |m: &[Matrix]| {
+                m.iter()
+                    .map(|x| model.quantize(x).unwrap())
+                    .collect::<Vec<_>>()
+            };
             let (qq, qd) = (quantize_all(&queries), quantize_all(&documents));
             let approx = maxsim_quantized_matrix(&qq, &qd).unwrap();
             let rho = spearman(&float.data, &approx.data);
-            eprintln!("{} {config}: Spearman {rho}", case.name());
-            // Binary keeps one bit per component: with the 16- and 24-dimensional tiny
-            // random models the reference's own binary MaxSim reaches only 0.79 / 0.88
-            // (computed from maxsim and maxsim_ubinary), so its floor is lower.
+            // Binary keeps one bit per component: with tiny random models of 16-24
+            // dimensions even the reference's binary MaxSim ranks poorly (0.79 / 0.88
+            // on the dev set), so binary must do as well as the reference's own bits.
             let floor = match config {
-                QuantizationConfig::Binary => 0.75,
+                QuantizationConfig::Binary => {
+                    let (_, exact) = case.array_f32("maxsim");
+                    let (_, bits) = case.array_f32("maxsim_ubinary");
+                    spearman(&exact, &bits) - 0.02
+                }
                 QuantizationConfig::Int4 => 0.9,
                 _ => 0.99,
             };
@@ -401,6 +504,49 @@ fn quantized_matrices_of_different_dimensions_do_not_compare() {
         ));
         let qa = full.encode_query("query").unwrap();
         let db = half.encode_document("document").unwrap();
-        assert!(matches!(full.similarity(&qa, &db), Err(TesseraError::DimensionMismatch { .. })));
+        assert!(matches!(
+            full.similarity(&qa, &db),
+            Err(TesseraError::DimensionMismatch { .. })
+        ));
     }
+}
+
+#[test]
+fn half_precision_stays_close_to_float32() {
+    for case in Case::all("multivector") {
+        let full = load(&case);
+        let half = MultiVectorEmbedder::builder()
+            .model(case.model_dir().to_string_lossy())
+            .dtype(tessera::DType::F16)
+            .build()
+            .unwrap();
+        let texts = case.texts("texts");
+        for is_query in [true, false] {
+            let a = encode(&full, &texts, is_query);
+            let b = encode(&half, &texts, is_query);
+            for (x, y) in a.iter().zip(&b) {
+                assert_eq!(x.rows, y.rows);
+                for (u, v) in x.iter_rows().zip(y.iter_rows()) {
+                    let cosine: f32 = u.iter().zip(v).map(|(p, q)| p * q).sum();
+                    assert!(cosine >= 0.995, "{} f16 row cosine {cosine}", case.name());
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn embedders_can_be_shared_between_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<MultiVectorEmbedder>();
+    shareable::<tessera::QuantizedEmbeddings>();
+}
+
+#[test]
+fn a_model_without_a_colbert_projection_is_refused() {
+    let dense = common::fixtures().join("golden/dense/tiny_bge_cls/model");
+    let result = MultiVectorEmbedder::builder()
+        .model(dense.to_string_lossy())
+        .build();
+    assert!(matches!(result, Err(TesseraError::ModelLoad { .. })));
 }

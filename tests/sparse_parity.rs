@@ -463,7 +463,7 @@ fn vectors_of_different_vocabularies_do_not_compare() {
         Err(TesseraError::DimensionMismatch { .. })
     ));
     assert!(matches!(
-        model.similarity_matrix(&[v.clone()], &[stranger]),
+        model.similarity_matrix(std::slice::from_ref(&v), &[stranger]),
         Err(TesseraError::DimensionMismatch { .. })
     ));
     assert_eq!(model.tokens(&v, Some(0)), Vec::new());
@@ -493,4 +493,20 @@ fn unsupported_splade_pooling_is_a_load_error() {
         Err(other) => panic!("expected ModelLoad, got {other}"),
         Ok(_) => panic!("a sum-pooled SPLADE model must be refused"),
     }
+}
+
+#[test]
+fn embedders_are_shareable_and_empty_batches_are_empty() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<SparseEmbedder>();
+    shareable::<SparseVector>();
+    let case = Case::all("sparse").remove(0);
+    let model = load(&case);
+    assert!(model
+        .encode_batch(&[], &EncodeOptions::default())
+        .unwrap()
+        .is_empty());
+    let none: [SparseVector; 0] = [];
+    let matrix = model.similarity_matrix(&none, &none).unwrap();
+    assert_eq!((matrix.rows, matrix.cols), (0, 0));
 }

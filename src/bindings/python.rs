@@ -2,12 +2,14 @@
 
 use pyo3::prelude::*;
 
+mod builders;
 mod convert;
 mod dense;
 mod device;
 mod errors;
 mod factory;
 mod registry;
+mod sparse;
 
 #[pymodule]
 fn _tessera(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -15,6 +17,9 @@ fn _tessera(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<device::PyDevice>()?;
     m.add_class::<dense::PyDense>()?;
     m.add_class::<dense::PyDenseBuilder>()?;
+    m.add_class::<sparse::PySparse>()?;
+    m.add_class::<sparse::PySparseBuilder>()?;
+    m.add_class::<sparse::PySparseEmbedding>()?;
     m.add_function(wrap_pyfunction!(registry::list_models, m)?)?;
     m.add_function(wrap_pyfunction!(factory::tessera_factory, m)?)?;
     m.add_function(wrap_pyfunction!(device::available_devices, m)?)?;

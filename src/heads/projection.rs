@@ -18,9 +18,12 @@ impl Projection {
     /// Loads `linear.weight` (and `linear.bias` when `bias` is set) from `vb`; the
     /// output size comes from the stored weight, the input size must be `in_dim`.
     pub fn load(vb: &VarBuilder, in_dim: usize, bias: bool, source: &str) -> Result<Self> {
-        let weight = vb
-            .get_unchecked("linear.weight")
-            .map_err(|e| TesseraError::load(source, format!("no ColBERT projection weight 'linear.weight': {e}")))?;
+        let weight = vb.get_unchecked("linear.weight").map_err(|e| {
+            TesseraError::load(
+                source,
+                format!("no ColBERT projection weight 'linear.weight': {e}"),
+            )
+        })?;
         let (out_dim, stored_in) = weight
             .dims2()
             .map_err(|_| TesseraError::load(source, "'linear.weight' is not a matrix"))?;
@@ -31,7 +34,10 @@ impl Projection {
             ));
         }
         let bias = if bias {
-            Some(vb.get(out_dim, "linear.bias").map_err(|e| TesseraError::load(source, e.to_string()))?)
+            Some(
+                vb.get(out_dim, "linear.bias")
+                    .map_err(|e| TesseraError::load(source, e.to_string()))?,
+            )
         } else {
             None
         };

@@ -114,21 +114,26 @@ impl SpladeHead {
             }
             start += rows;
         }
-        let mut data = Vec::with_capacity(spans.len() * self.vocab_size);
-        for best in maxima {
-            match best {
-                // `log1p(relu(.))` is monotone, so it commutes with the max: apply it once
-                // per text on the host, where `ln_1p` keeps small weights exact.
-                Some(row) => data.extend(
-                    row.to_dtype(candle_core::DType::F32)?
-                        .flatten_all()?
-                        .to_vec1::<f32>()?
-                        .into_iter()
-                        .map(|x| x.max(0.0).ln_1p()),
-                ),
-                None => data.extend(std::iter::repeat_n(0.0, self.vocab_size)),
-            }
+        let rows = maxima
+            .into_iter()
+            .map(|best| match best {
+                Some(row) => Ok(row),
+                // An empty span has no tokens to activate any term.
+                None => Tensor::zeros((1, self.vocab_size), hidden.dtype(), hidden.device()),
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        if rows.is_empty() {
+            return Ok(Matrix::empty(self.vocab_size));
         }
+        // One transfer to the host per batch. `log1p(relu(.))` is monotone, so it commutes
+        // with the max: apply it once per term there, where `ln_1p` keeps small weights exact.
+        let data: Vec<f32> = Tensor::cat(&rows, 0)?
+            .to_dtype(candle_core::DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?
+            .into_iter()
+            .map(|x| x.max(0.0).ln_1p())
+            .collect();
         Ok(Matrix {
             rows: spans.len(),
             cols: self.vocab_size,

@@ -356,10 +356,10 @@ impl Layer {
         self.output_norm.forward(&out.add(&attended)?)
     }
 
-    /// The same layer with Candle's matmuls and the fused CPU kernels for the rest.
+    /// The same layer with Candle's matmuls and the fused CPU kernels for the rest,
+    /// applied in place on the matmul outputs.
     fn forward_cpu(&self, hidden: &Tensor, spans: &[Span], p: &CpuLayerParams) -> candle_core::Result<Tensor> {
         let (tokens, width) = hidden.dims2()?;
-        let device = hidden.device();
         let attention = &self.attention;
         let qkv = project(hidden, &attention.qkv)?;
         let context = with_f32(&qkv, |qkv| {
@@ -373,24 +373,22 @@ impl Layer {
             )
         })?;
         drop(qkv);
-        let context = Tensor::from_vec(context, (tokens, width), device)?;
-        let mut attended = f32_vec(&project(&context, &attention.output)?)?;
+        let context = Tensor::from_vec(context, (tokens, width), hidden.device())?;
+        let attended = project(&context, &attention.output)?;
         drop(context);
-        with_f32(hidden, |residual| {
-            let n = &p.attention_norm;
-            cpu_kernels::bias_residual_layer_norm(&mut attended, &p.attention_bias, residual, &n.gamma, &n.beta, n.eps)
-        })?;
-        let attended = Tensor::from_vec(attended, (tokens, width), device)?;
-        let mut inner = f32_vec(&project(&attended, &self.intermediate)?)?;
-        cpu_kernels::bias_gelu(&mut inner, &p.intermediate_bias);
-        let inner = Tensor::from_vec(inner, (tokens, p.intermediate_bias.len()), device)?;
-        let mut out = f32_vec(&project(&inner, &self.output)?)?;
+        let norm = |bias: &'_ [f32], n: &'_ NormParams| cpu_kernels::BiasResidualLayerNorm {
+            bias,
+            gamma: &n.gamma,
+            beta: &n.beta,
+            eps: n.eps,
+        };
+        attended.inplace_op2(hidden, &norm(&p.attention_bias, &p.attention_norm))?;
+        let inner = project(&attended, &self.intermediate)?;
+        inner.inplace_op1(&cpu_kernels::BiasGelu(&p.intermediate_bias))?;
+        let out = project(&inner, &self.output)?;
         drop(inner);
-        with_f32(&attended, |residual| {
-            let n = &p.output_norm;
-            cpu_kernels::bias_residual_layer_norm(&mut out, &p.output_bias, residual, &n.gamma, &n.beta, n.eps)
-        })?;
-        Tensor::from_vec(out, (tokens, width), device)
+        out.inplace_op2(&attended, &norm(&p.output_bias, &p.output_norm))?;
+        Ok(out)
     }
 }
 

@@ -146,17 +146,27 @@ impl Config {
             ("d_kv", self.d_kv),
             ("d_ff", self.d_ff),
             ("num_heads", self.num_heads),
-            ("relative_attention_num_buckets", self.relative_attention_num_buckets),
+            (
+                "relative_attention_num_buckets",
+                self.relative_attention_num_buckets,
+            ),
         ];
         for (name, value) in positive {
             if value == 0 {
-                return Err(TesseraError::Config(format!("{name} must be positive, found 0")));
+                return Err(TesseraError::Config(format!(
+                    "{name} must be positive, found 0"
+                )));
             }
         }
         if c.quantiles.is_empty() {
-            return Err(TesseraError::Config("chronos_config.quantiles is empty".into()));
+            return Err(TesseraError::Config(
+                "chronos_config.quantiles is empty".into(),
+            ));
         }
-        if c.quantiles.iter().any(|q| !(q.is_finite() && *q > 0.0 && *q < 1.0)) {
+        if c.quantiles
+            .iter()
+            .any(|q| !(q.is_finite() && *q > 0.0 && *q < 1.0))
+        {
             return Err(TesseraError::Config(format!(
                 "chronos_config.quantiles must lie in (0, 1), found {:?}",
                 c.quantiles
@@ -233,7 +243,13 @@ struct ResidualBlock {
 }
 
 impl ResidualBlock {
-    fn load(vb: VarBuilder, in_dim: usize, h_dim: usize, out_dim: usize, act: Activation) -> Result<Self> {
+    fn load(
+        vb: VarBuilder,
+        in_dim: usize,
+        h_dim: usize,
+        out_dim: usize,
+        act: Activation,
+    ) -> Result<Self> {
         Ok(ResidualBlock {
             hidden: candle_nn::linear(in_dim, h_dim, vb.pp("hidden_layer"))?,
             output: candle_nn::linear(h_dim, out_dim, vb.pp("output_layer"))?,
@@ -264,7 +280,9 @@ impl T5LayerNorm {
 
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let x32 = x.to_dtype(DType::F32)?;
-        let inv_rms = (x32.sqr()?.mean_keepdim(D::Minus1)? + self.eps)?.sqrt()?.recip()?;
+        let inv_rms = (x32.sqr()?.mean_keepdim(D::Minus1)? + self.eps)?
+            .sqrt()?
+            .recip()?;
         x32.broadcast_mul(&inv_rms)?
             .to_dtype(self.weight.dtype())?
             .broadcast_mul(&self.weight)
@@ -273,8 +291,15 @@ impl T5LayerNorm {
 
 /// T5 feed-forward: `wo(act(wi(x)))`, or gated `wo(act(wi_0(x)) * wi_1(x))`; no biases.
 enum FeedForward {
-    Plain { wi: Linear, wo: Linear },
-    Gated { wi_0: Linear, wi_1: Linear, wo: Linear },
+    Plain {
+        wi: Linear,
+        wo: Linear,
+    },
+    Gated {
+        wi_0: Linear,
+        wi_1: Linear,
+        wo: Linear,
+    },
 }
 
 struct T5FeedForward {
@@ -353,18 +378,27 @@ impl T5Attention {
 
     /// Attention of `queries` over `keys_values`; `bias` (f32, broadcastable to
     /// `(B, heads, Tq, Tk)`) holds the position bias and the key mask.
-    fn forward(&self, queries: &Tensor, keys_values: &Tensor, bias: &Tensor) -> candle_core::Result<Tensor> {
+    fn forward(
+        &self,
+        queries: &Tensor,
+        keys_values: &Tensor,
+        bias: &Tensor,
+    ) -> candle_core::Result<Tensor> {
         let (b, tq, _) = queries.dims3()?;
         let q = self.heads(&self.q, queries)?;
         let k = self.heads(&self.k, keys_values)?;
         let v = self.heads(&self.v, keys_values)?;
-        let scores = q.matmul(&k.t()?)?.to_dtype(DType::F32)?.broadcast_add(bias)?;
+        let scores = q
+            .matmul(&k.t()?)?
+            .to_dtype(DType::F32)?
+            .broadcast_add(bias)?;
         // The reference takes the softmax in float32 whatever the model dtype.
         let weights = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(v.dtype())?;
-        let context = weights
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .reshape((b, tq, self.num_heads * self.d_kv))?;
+        let context =
+            weights
+                .matmul(&v)?
+                .transpose(1, 2)?
+                .reshape((b, tq, self.num_heads * self.d_kv))?;
         self.o.forward(&context)
     }
 
@@ -377,7 +411,12 @@ impl T5Attention {
 
 /// `T5Attention._relative_position_bucket` for one `key_pos - query_pos`. The reference
 /// evaluates the logarithm in float32 and truncates toward zero; so does this.
-pub fn relative_position_bucket(relative: i64, bidirectional: bool, num_buckets: usize, max_distance: usize) -> usize {
+pub fn relative_position_bucket(
+    relative: i64,
+    bidirectional: bool,
+    num_buckets: usize,
+    max_distance: usize,
+) -> usize {
     let mut buckets = num_buckets as i64;
     let mut base = 0i64;
     let mut distance = relative;
@@ -395,7 +434,8 @@ pub fn relative_position_bucket(relative: i64, bidirectional: bool, num_buckets:
         return (base + distance) as usize;
     }
     let log_ratio = ((max_distance as f64) / (max_exact as f64)).ln() as f32;
-    let scaled = (distance as f32 / max_exact as f32).ln() / log_ratio * (buckets - max_exact) as f32;
+    let scaled =
+        (distance as f32 / max_exact as f32).ln() / log_ratio * (buckets - max_exact) as f32;
     let large = (max_exact + scaled as i64).min(buckets - 1);
     (base + large) as usize
 }
@@ -421,7 +461,11 @@ impl Encoder {
         for i in 0..cfg.num_layers {
             let block = vb.pp(format!("block.{i}"));
             blocks.push(EncoderBlock {
-                attn_norm: T5LayerNorm::load(block.pp("layer.0.layer_norm"), cfg.d_model, cfg.layer_norm_epsilon)?,
+                attn_norm: T5LayerNorm::load(
+                    block.pp("layer.0.layer_norm"),
+                    cfg.d_model,
+                    cfg.layer_norm_epsilon,
+                )?,
                 attn: T5Attention::load(block.pp("layer.0.SelfAttention"), cfg)?,
                 ff: T5FeedForward::load(block.pp("layer.1"), cfg, act)?,
             });
@@ -433,7 +477,11 @@ impl Encoder {
         Ok(Encoder {
             blocks,
             relative_attention_bias,
-            final_norm: T5LayerNorm::load(vb.pp("final_layer_norm"), cfg.d_model, cfg.layer_norm_epsilon)?,
+            final_norm: T5LayerNorm::load(
+                vb.pp("final_layer_norm"),
+                cfg.d_model,
+                cfg.layer_norm_epsilon,
+            )?,
             num_buckets: cfg.relative_attention_num_buckets,
             max_distance: cfg.relative_attention_max_distance,
         })
@@ -445,7 +493,8 @@ impl Encoder {
         let buckets: Vec<u32> = (0..len as i64)
             .flat_map(|query| {
                 (0..len as i64).map(move |key| {
-                    relative_position_bucket(key - query, true, self.num_buckets, self.max_distance) as u32
+                    relative_position_bucket(key - query, true, self.num_buckets, self.max_distance)
+                        as u32
                 })
             })
             .collect();
@@ -493,24 +542,44 @@ impl Decoder {
         for i in 0..layers {
             let block = vb.pp(format!("block.{i}"));
             blocks.push(DecoderBlock {
-                self_norm: T5LayerNorm::load(block.pp("layer.0.layer_norm"), cfg.d_model, cfg.layer_norm_epsilon)?,
+                self_norm: T5LayerNorm::load(
+                    block.pp("layer.0.layer_norm"),
+                    cfg.d_model,
+                    cfg.layer_norm_epsilon,
+                )?,
                 self_attn: T5Attention::load(block.pp("layer.0.SelfAttention"), cfg)?,
-                cross_norm: T5LayerNorm::load(block.pp("layer.1.layer_norm"), cfg.d_model, cfg.layer_norm_epsilon)?,
+                cross_norm: T5LayerNorm::load(
+                    block.pp("layer.1.layer_norm"),
+                    cfg.d_model,
+                    cfg.layer_norm_epsilon,
+                )?,
                 cross_attn: T5Attention::load(block.pp("layer.1.EncDecAttention"), cfg)?,
                 ff: T5FeedForward::load(block.pp("layer.2"), cfg, act)?,
             });
         }
         Ok(Decoder {
             blocks,
-            final_norm: T5LayerNorm::load(vb.pp("final_layer_norm"), cfg.d_model, cfg.layer_norm_epsilon)?,
+            final_norm: T5LayerNorm::load(
+                vb.pp("final_layer_norm"),
+                cfg.d_model,
+                cfg.layer_norm_epsilon,
+            )?,
         })
     }
 
     /// One decoding step from `start` `(B, 1, d)`; cross-attention has no position bias.
-    fn forward(&self, start: &Tensor, encoded: &Tensor, key_mask: &Tensor) -> candle_core::Result<Tensor> {
+    fn forward(
+        &self,
+        start: &Tensor,
+        encoded: &Tensor,
+        key_mask: &Tensor,
+    ) -> candle_core::Result<Tensor> {
         let mut y = start.clone();
         for block in &self.blocks {
-            y = (&y + block.self_attn.forward_single_position(&block.self_norm.forward(&y)?)?)?;
+            y = (&y
+                + block
+                    .self_attn
+                    .forward_single_position(&block.self_norm.forward(&y)?)?)?;
             let normed = block.cross_norm.forward(&y)?;
             y = (&y + block.cross_attn.forward(&normed, encoded, key_mask)?)?;
             y = block.ff.forward(&y)?;
@@ -613,7 +682,11 @@ impl ChronosBolt {
         let skip = context.cols - length;
         let padded = length.div_ceil(p) * p;
         let pad = padded - length;
-        let num_patches = if padded >= p { (padded - p) / stride + 1 } else { 0 };
+        let num_patches = if padded >= p {
+            (padded - p) / stride + 1
+        } else {
+            0
+        };
         let mut out = PatchedContext {
             batch: context.rows,
             length,
@@ -630,7 +703,8 @@ impl ChronosBolt {
             out.loc.push(loc);
             out.scale.push(scale);
             let start = out.normalized.len();
-            out.normalized.extend(row.iter().map(|&x| (x - loc) / scale));
+            out.normalized
+                .extend(row.iter().map(|&x| (x - loc) / scale));
             let z = &out.normalized[start..];
             // Patches align to the end of the series: missing positions are prepended.
             let value = |i: usize| if i < pad { f32::NAN } else { z[i - pad] };
@@ -655,8 +729,12 @@ impl ChronosBolt {
     pub fn encode(&self, patched: &PatchedContext) -> Result<Encoded> {
         let c = &self.config.chronos_config;
         let (b, n) = (patched.batch, patched.num_patches);
-        let features = Tensor::from_slice(&patched.patches, (b, n, 2 * c.input_patch_size), &self.device)?
-            .to_dtype(self.dtype)?;
+        let features = Tensor::from_slice(
+            &patched.patches,
+            (b, n, 2 * c.input_patch_size),
+            &self.device,
+        )?
+        .to_dtype(self.dtype)?;
         let mut embeds = self.input_patch_embedding.forward(&features)?;
         let mut mask = Tensor::from_slice(&patched.patch_mask, (b, n), &self.device)?;
         if c.use_reg_token {
@@ -666,7 +744,10 @@ impl ChronosBolt {
                 .unsqueeze(0)?
                 .broadcast_as((b, 1, self.config.d_model))?;
             embeds = Tensor::cat(&[&embeds, &reg], 1)?;
-            mask = Tensor::cat(&[&mask, &Tensor::ones((b, 1), DType::F32, &self.device)?], 1)?;
+            mask = Tensor::cat(
+                &[&mask, &Tensor::ones((b, 1), DType::F32, &self.device)?],
+                1,
+            )?;
         }
         let hidden = self.encoder.forward(&embeds, &additive_key_mask(&mask)?)?;
         Ok(Encoded {
@@ -681,9 +762,15 @@ impl ChronosBolt {
     pub fn decode(&self, encoded: &Encoded) -> Result<Tensor> {
         let (b, _, d) = encoded.hidden.dims3()?;
         let start = self.config.decoder_start_token_id.unwrap_or(0) as usize;
-        let start = self.shared.narrow(0, start, 1)?.unsqueeze(0)?.broadcast_as((b, 1, d))?;
+        let start = self
+            .shared
+            .narrow(0, start, 1)?
+            .unsqueeze(0)?
+            .broadcast_as((b, 1, d))?;
         let key_mask = additive_key_mask(&encoded.attention_mask)?;
-        Ok(self.decoder.forward(&start.contiguous()?, &encoded.hidden, &key_mask)?)
+        Ok(self
+            .decoder
+            .forward(&start.contiguous()?, &encoded.hidden, &key_mask)?)
     }
 
     /// The quantile head in normalised units, `(B, Q, P)` quantile-major.
@@ -703,7 +790,10 @@ impl ChronosBolt {
         let patched = self.patch_context(context);
         let encoded = self.encode(&patched)?;
         let decoded = self.decode(&encoded)?;
-        let normalized = self.quantile_head(&decoded)?.flatten_all()?.to_vec1::<f32>()?;
+        let normalized = self
+            .quantile_head(&decoded)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
         let per_row = self.config.num_quantiles() * self.config.chronos_config.prediction_length;
         let mut out = normalized;
         for (row, values) in out.chunks_mut(per_row.max(1)).enumerate() {

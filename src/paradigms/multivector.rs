@@ -124,14 +124,19 @@ impl MultiVectorBuilder {
         if let Some(n) = self.batch_size {
             check_batch_size(n)?;
         }
-        for (name, value) in [("max_length", self.max_length), ("query_length", self.query_length)] {
+        for (name, value) in [
+            ("max_length", self.max_length),
+            ("query_length", self.query_length),
+        ] {
             if let Some(n) = value {
                 check_length(name, n)?;
             }
         }
         if let Some(dimension) = self.dimension {
             if dimension == 0 {
-                return Err(TesseraError::Matryoshka("dimension must be at least 1".into()));
+                return Err(TesseraError::Matryoshka(
+                    "dimension must be at least 1".into(),
+                ));
             }
             if let Some(spec) = self.model.as_deref().and_then(registry::find) {
                 spec.check_dimension(dimension)?;
@@ -238,30 +243,38 @@ impl MultiVectorEmbedder {
         let st = SentenceTransformersLayout::read(dir)?;
         let metadata: Option<Value> = read_optional_json(&dir.join("artifact.metadata"))?;
         let (encoder, root_vb) = TextEncoder::load(dir, &options.runtime, &["bert.", "model."])?;
-        let layout = if metadata.is_some() {
+        // A repository may carry both layouts (colbert-ai checkpoints republished for
+        // PyLate); colbert-ai's wins when its projection sits in the main weights.
+        let has_linear = root_vb.contains_tensor("linear.weight");
+        let pylate = st.module("Dense").is_some() || st.st_config.get("query_prefix").is_some();
+        let layout = if has_linear && (metadata.is_some() || !pylate) {
             ColbertLayout::ColbertAi
-        } else if st.module("Dense").is_some() || st.st_config.get("query_prefix").is_some() {
+        } else if pylate {
             ColbertLayout::PyLate
-        } else if root_vb.contains_tensor("linear.weight") {
-            ColbertLayout::ColbertAi
         } else {
             return Err(TesseraError::load(
                 &source.name,
-                "not a ColBERT checkpoint: no artifact.metadata, no sentence-transformers Dense \
-                 module and no 'linear.weight' projection",
+                "not a ColBERT checkpoint: no 'linear.weight' projection next to the encoder \
+                 (colbert-ai layout) and no sentence-transformers Dense module (PyLate layout)",
             ));
         };
         let encoder = match layout {
             ColbertLayout::PyLate => TextEncoder {
-                tokenizer: encoder.tokenizer.with_lowercase(st.sentence_bert.do_lower_case),
+                tokenizer: encoder
+                    .tokenizer
+                    .with_lowercase(st.sentence_bert.do_lower_case),
                 ..encoder
             },
             ColbertLayout::ColbertAi => encoder,
         };
         let hidden = encoder.model.config().hidden_size;
         let projections = match layout {
-            ColbertLayout::ColbertAi => vec![Projection::load(&root_vb, hidden, false, &source.name)?],
-            ColbertLayout::PyLate => load_dense_modules(dir, &st, hidden, &options.runtime, &source.name)?,
+            ColbertLayout::ColbertAi => {
+                vec![Projection::load(&root_vb, hidden, false, &source.name)?]
+            }
+            ColbertLayout::PyLate => {
+                load_dense_modules(dir, &st, hidden, &options.runtime, &source.name)?
+            }
         };
         let full_dimension = projections.last().map_or(hidden, Projection::out_dim);
         let settings = match layout {
@@ -282,7 +295,11 @@ impl MultiVectorEmbedder {
             ColbertLayout::PyLate => pylate_settings(&st.st_config, &encoder, dir, &source.name)?,
         };
         let positions = encoder.max_positions();
-        let pick = |requested: Option<usize>, from_files: Option<usize>, registry: Option<usize>, default: usize, what: &str| {
+        let pick = |requested: Option<usize>,
+                    from_files: Option<usize>,
+                    registry: Option<usize>,
+                    default: usize,
+                    what: &str| {
             let length = match requested {
                 Some(n) if n > positions => {
                     return Err(TesseraError::Config(format!(
@@ -406,7 +423,12 @@ impl MultiVectorEmbedder {
     }
 
     /// Token matrices of many texts, in input order, computed in length-sorted batches.
-    pub fn encode_batch(&self, texts: &[&str], is_query: bool, options: &EncodeOptions) -> Result<Vec<Matrix>> {
+    pub fn encode_batch(
+        &self,
+        texts: &[&str],
+        is_query: bool,
+        options: &EncodeOptions,
+    ) -> Result<Vec<Matrix>> {
         Ok(self
             .encode_rows(texts, is_query, options)?
             .into_iter()
@@ -427,7 +449,10 @@ impl MultiVectorEmbedder {
             .zip(rows)
             .map(|(text, (embeddings, token_ids))| TokenEmbeddings {
                 text: text.to_string(),
-                tokens: token_ids.iter().map(|&id| self.encoder.tokenizer.id_to_token(id)).collect(),
+                tokens: token_ids
+                    .iter()
+                    .map(|&id| self.encoder.tokenizer.id_to_token(id))
+                    .collect(),
                 embeddings,
                 token_ids,
             })
@@ -454,28 +479,48 @@ impl MultiVectorEmbedder {
                     return (ids, n);
                 }
                 if let Some(pad) = s.query_pad_to_mask {
-                    ids.iter_mut().filter(|id| **id == pad).for_each(|id| *id = s.expansion_id);
+                    ids.iter_mut()
+                        .filter(|id| **id == pad)
+                        .for_each(|id| *id = s.expansion_id);
                 }
                 let real = ids.len();
                 if s.query_expansion {
                     ids.resize(length, s.expansion_id);
                 }
-                let attended = if s.attend_to_expansion { ids.len() } else { real };
+                let attended = if s.attend_to_expansion {
+                    ids.len()
+                } else {
+                    real
+                };
                 (ids, attended)
             })
             .collect())
     }
 
-    fn encode_rows(&self, texts: &[&str], is_query: bool, options: &EncodeOptions) -> Result<Vec<(Matrix, Vec<u32>)>> {
+    fn encode_rows(
+        &self,
+        texts: &[&str],
+        is_query: bool,
+        options: &EncodeOptions,
+    ) -> Result<Vec<(Matrix, Vec<u32>)>> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
         let batch_size = options.batch_size.unwrap_or(self.batch_size);
         check_batch_size(batch_size)?;
-        let (sequences, attended): (Vec<Vec<u32>>, Vec<usize>) = self.tokenize(texts, is_query)?.into_iter().unzip();
-        let progress = Progress::new(texts.len(), if is_query { "queries" } else { "documents" }, options.show_progress);
-        self.encoder
-            .run(&sequences, Some(&attended), batch_size, &progress, |packed, hidden| {
+        let (sequences, attended): (Vec<Vec<u32>>, Vec<usize>) =
+            self.tokenize(texts, is_query)?.into_iter().unzip();
+        let progress = Progress::new(
+            texts.len(),
+            if is_query { "queries" } else { "documents" },
+            options.show_progress,
+        );
+        self.encoder.run(
+            &sequences,
+            Some(&attended),
+            batch_size,
+            &progress,
+            |packed, hidden| {
                 let rows = Matrix::from_tensor(&self.project(hidden)?)?;
                 Ok(packed
                     .spans
@@ -499,7 +544,8 @@ impl MultiVectorEmbedder {
                         (matrix, kept)
                     })
                     .collect())
-            })
+            },
+        )
     }
 
     /// Projection, Matryoshka truncation and row normalisation of packed hidden states.
@@ -526,7 +572,12 @@ impl MultiVectorEmbedder {
     }
 
     /// Documents ranked by MaxSim against `query`: `(index, score)`, best first.
-    pub fn rank(&self, query: &Matrix, documents: &[Matrix], top: usize) -> Result<Vec<(usize, f32)>> {
+    pub fn rank(
+        &self,
+        query: &Matrix,
+        documents: &[Matrix],
+        top: usize,
+    ) -> Result<Vec<(usize, f32)>> {
         let scores = maxsim_matrix(std::slice::from_ref(query), documents)?;
         Ok(top_k(&scores.data, top))
     }
@@ -549,7 +600,11 @@ impl MultiVectorEmbedder {
     }
 
     /// MaxSim on quantized matrices (see `quantization::maxsim_quantized`).
-    pub fn similarity_quantized(&self, query: &QuantizedEmbeddings, document: &QuantizedEmbeddings) -> Result<f32> {
+    pub fn similarity_quantized(
+        &self,
+        query: &QuantizedEmbeddings,
+        document: &QuantizedEmbeddings,
+    ) -> Result<f32> {
         maxsim_quantized(query, document)
     }
 }
@@ -562,10 +617,31 @@ struct FileSettings {
     default_document_length: usize,
 }
 
-fn colbert_ai_settings(metadata: &Value, encoder: &TextEncoder, dir: &Path, source: &str) -> Result<FileSettings> {
-    let text = |key: &str, default: &str| metadata.get(key).and_then(Value::as_str).unwrap_or(default).to_string();
-    let flag = |key: &str, default: bool| metadata.get(key).and_then(Value::as_bool).unwrap_or(default);
-    let length = |key: &str| metadata.get(key).and_then(Value::as_u64).map(|n| n as usize);
+fn colbert_ai_settings(
+    metadata: &Value,
+    encoder: &TextEncoder,
+    dir: &Path,
+    source: &str,
+) -> Result<FileSettings> {
+    let text = |key: &str, default: &str| {
+        metadata
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or(default)
+            .to_string()
+    };
+    let flag = |key: &str, default: bool| {
+        metadata
+            .get(key)
+            .and_then(Value::as_bool)
+            .unwrap_or(default)
+    };
+    let length = |key: &str| {
+        metadata
+            .get(key)
+            .and_then(Value::as_u64)
+            .map(|n| n as usize)
+    };
     let tokens = SpecialTokens::read(dir)?;
     let query_marker = token(encoder, &text("query_token_id", "[unused0]"), source)?;
     let document_marker = token(encoder, &text("doc_token_id", "[unused1]"), source)?;
@@ -601,9 +677,21 @@ fn colbert_ai_settings(metadata: &Value, encoder: &TextEncoder, dir: &Path, sour
     })
 }
 
-fn pylate_settings(config: &Value, encoder: &TextEncoder, dir: &Path, source: &str) -> Result<FileSettings> {
-    let text = |key: &str, default: &str| config.get(key).and_then(Value::as_str).unwrap_or(default).to_string();
-    let flag = |key: &str, default: bool| config.get(key).and_then(Value::as_bool).unwrap_or(default);
+fn pylate_settings(
+    config: &Value,
+    encoder: &TextEncoder,
+    dir: &Path,
+    source: &str,
+) -> Result<FileSettings> {
+    let text = |key: &str, default: &str| {
+        config
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or(default)
+            .to_string()
+    };
+    let flag =
+        |key: &str, default: bool| config.get(key).and_then(Value::as_bool).unwrap_or(default);
     let length = |key: &str| config.get(key).and_then(Value::as_u64).map(|n| n as usize);
     let tokens = SpecialTokens::read(dir)?;
     let query_expansion = flag("do_query_expansion", true);
@@ -611,7 +699,11 @@ fn pylate_settings(config: &Value, encoder: &TextEncoder, dir: &Path, source: &s
     // PyLate looks words up with `convert_tokens_to_ids`: a word missing from the
     // vocabulary becomes [UNK].
     let words: Vec<String> = match config.get("skiplist_words").and_then(Value::as_array) {
-        Some(words) => words.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+        Some(words) => words
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
         None => PUNCTUATION.chars().map(|c| c.to_string()).collect(),
     };
     let document_skip = words
@@ -647,11 +739,15 @@ struct SpecialTokens {
 
 impl SpecialTokens {
     fn read(dir: &Path) -> Result<Self> {
-        let config: Value = read_optional_json(&dir.join("tokenizer_config.json"))?.unwrap_or(Value::Null);
+        let config: Value =
+            read_optional_json(&dir.join("tokenizer_config.json"))?.unwrap_or(Value::Null);
         let get = |key: &str, default: &str| {
             config
                 .get(key)
-                .and_then(|v| v.as_str().or_else(|| v.get("content").and_then(Value::as_str)))
+                .and_then(|v| {
+                    v.as_str()
+                        .or_else(|| v.get("content").and_then(Value::as_str))
+                })
                 .unwrap_or(default)
                 .to_string()
         };
@@ -712,17 +808,24 @@ fn load_dense_modules(
         if !activation.ends_with("Identity") {
             return Err(TesseraError::load(
                 source,
-                format!("Dense module '{}' uses activation '{activation}'; only Identity is supported", module.path),
+                format!(
+                    "Dense module '{}' uses activation '{activation}'; only Identity is supported",
+                    module.path
+                ),
             ));
         }
         if config.use_residual {
             return Err(TesseraError::load(
                 source,
-                format!("Dense module '{}' uses a residual connection, which is not supported", module.path),
+                format!(
+                    "Dense module '{}' uses a residual connection, which is not supported",
+                    module.path
+                ),
             ));
         }
         let weights = module_dir.join("model.safetensors");
-        let vb = Checkpoint::open(&[weights], &[])?.into_var_builder(runtime.dtype.to_candle(), &device);
+        let vb =
+            Checkpoint::open(&[weights], &[])?.into_var_builder(runtime.dtype.to_candle(), &device);
         let in_dim = projections.last().map_or(hidden, Projection::out_dim);
         projections.push(Projection::load(&vb, in_dim, config.bias, source)?);
     }

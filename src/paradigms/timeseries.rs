@@ -163,11 +163,18 @@ impl TimeSeriesForecaster {
         let vb = Checkpoint::open(&weight_files(dir)?, &[])?
             .into_var_builder(options.runtime.dtype.to_candle(), &device);
         let model = ChronosBolt::load(vb, &config).map_err(|e| match e {
-            TesseraError::Tensor(inner) => TesseraError::load(dir.display().to_string(), inner.to_string()),
+            TesseraError::Tensor(inner) => {
+                TesseraError::load(dir.display().to_string(), inner.to_string())
+            }
             TesseraError::Config(reason) => TesseraError::load(dir.display().to_string(), reason),
             other => other,
         })?;
-        let levels = config.chronos_config.quantiles.iter().map(|&q| q as f32).collect();
+        let levels = config
+            .chronos_config
+            .quantiles
+            .iter()
+            .map(|&q| q as f32)
+            .collect();
         Ok(TimeSeriesForecaster {
             name: source.name,
             prediction_length: options
@@ -215,7 +222,11 @@ impl TimeSeriesForecaster {
 
     /// The median forecast, `(series, horizon)`. Each series is a slice of values, oldest
     /// first, NaN = missing; series may differ in length.
-    pub fn forecast<S: AsRef<[f32]>>(&self, series: &[S], prediction_length: Option<usize>) -> Result<Matrix> {
+    pub fn forecast<S: AsRef<[f32]>>(
+        &self,
+        series: &[S],
+        prediction_length: Option<usize>,
+    ) -> Result<Matrix> {
         let horizon = self.horizon(prediction_length)?;
         let raw = self.predict(series, horizon)?;
         let values = match self.level_index(0.5) {
@@ -248,8 +259,14 @@ impl TimeSeriesForecaster {
         let batch = series.len();
         let nq = self.levels.len();
         let (values, levels) = match quantile_levels {
-            None => (column_major_to_steps(&raw, batch, nq, horizon), self.levels.clone()),
-            Some(levels) => (select_levels(&raw, batch, horizon, &self.levels, levels), levels.to_vec()),
+            None => (
+                quantiles_last(&raw, batch, nq, horizon),
+                self.levels.clone(),
+            ),
+            Some(levels) => (
+                select_levels(&raw, batch, horizon, &self.levels, levels),
+                levels.to_vec(),
+            ),
         };
         let mean = self.level_index(0.5).map(|median| Matrix {
             rows: batch,
@@ -286,8 +303,13 @@ impl TimeSeriesForecaster {
             let patched = self.model.patch_context(&context);
             let encoded = self.model.encode(&patched)?;
             out.shape[1] = encoded.hidden.dim(1)?;
-            out.values
-                .extend(encoded.hidden.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?);
+            out.values.extend(
+                encoded
+                    .hidden
+                    .to_dtype(candle_core::DType::F32)?
+                    .flatten_all()?
+                    .to_vec1::<f32>()?,
+            );
             out.loc.extend(patched.loc);
             out.scale.extend(patched.scale);
         }
@@ -300,7 +322,7 @@ impl TimeSeriesForecaster {
         Ok(horizon)
     }
 
-    /// Index of a training level, compared in float32 like the reference's level lists.
+    /// Index of a training level; levels are compared as the float32 values callers pass.
     fn level_index(&self, level: f32) -> Option<usize> {
         self.levels.iter().position(|&l| l == level)
     }
@@ -312,10 +334,20 @@ impl TimeSeriesForecaster {
         check_series(series)?;
         let nq = self.levels.len();
         let context_length = self.context_length();
-        let lengths: Vec<usize> = series.iter().map(|s| s.as_ref().len().min(context_length)).collect();
+        let lengths: Vec<usize> = series
+            .iter()
+            .map(|s| s.as_ref().len().min(context_length))
+            .collect();
+        // With non-overlapping patches extra left padding only adds masked patches, so each
+        // batch may be padded to its own longest series. Overlapping patches (stride < patch
+        // size) see the padding, so then every batch is padded like the reference's whole call.
+        let config = &self.model.config().chronos_config;
+        let common_width = (config.input_patch_stride != config.input_patch_size)
+            .then(|| lengths.iter().copied().max().unwrap_or(0));
         let mut out = vec![0f32; series.len() * nq * horizon];
         for batch in length_sorted_batches(&lengths, self.batch_size) {
-            let width = batch.iter().map(|&i| lengths[i]).max().unwrap_or(0);
+            let width = common_width
+                .unwrap_or_else(|| batch.iter().map(|&i| lengths[i]).max().unwrap_or(0));
             let context = left_pad(batch.iter().map(|&i| series[i].as_ref()), width);
             let forecasts = self.predict_batch(&context, horizon)?;
             let per_series = nq * horizon;
@@ -391,7 +423,10 @@ impl TimeSeriesForecaster {
 fn read_config(dir: &Path) -> Result<Config> {
     let path = dir.join("config.json");
     if !path.is_file() {
-        return Err(TesseraError::load(dir.display().to_string(), "no config.json in the model directory"));
+        return Err(TesseraError::load(
+            dir.display().to_string(),
+            "no config.json in the model directory",
+        ));
     }
     let raw: serde_json::Value = read_json(&path)?;
     if raw.get("chronos_config").is_none() {
@@ -401,22 +436,32 @@ fn read_config(dir: &Path) -> Result<Config> {
         ));
     }
     serde_json::from_value(raw).map_err(|e| {
-        TesseraError::load(path.display().to_string(), format!("invalid Chronos-Bolt config: {e}"))
+        TesseraError::load(
+            path.display().to_string(),
+            format!("invalid Chronos-Bolt config: {e}"),
+        )
     })
 }
 
 fn check_prediction_length(n: usize) -> Result<()> {
     if n == 0 {
-        return Err(TesseraError::Config("prediction_length must be at least 1".into()));
+        return Err(TesseraError::Config(
+            "prediction_length must be at least 1".into(),
+        ));
     }
     Ok(())
 }
 
 fn check_quantile_levels(levels: &[f32]) -> Result<()> {
     if levels.is_empty() {
-        return Err(TesseraError::Config("quantile_levels is empty: give at least one level in (0, 1)".into()));
+        return Err(TesseraError::Config(
+            "quantile_levels is empty: give at least one level in (0, 1)".into(),
+        ));
     }
-    if let Some(bad) = levels.iter().find(|l| !(l.is_finite() && **l > 0.0 && **l < 1.0)) {
+    if let Some(bad) = levels
+        .iter()
+        .find(|l| !(l.is_finite() && **l > 0.0 && **l < 1.0))
+    {
         return Err(TesseraError::Config(format!(
             "quantile level {bad} is invalid: every level must be a number strictly between 0 and 1"
         )));
@@ -455,11 +500,15 @@ fn left_pad<'a>(series: impl Iterator<Item = &'a [f32]>, width: usize) -> Matrix
         data.extend_from_slice(kept);
         rows += 1;
     }
-    Matrix { rows, cols: width, data }
+    Matrix {
+        rows,
+        cols: width,
+        data,
+    }
 }
 
 /// `(B, Q, H)` → `(B, H, Q)`.
-fn column_major_to_steps(raw: &[f32], batch: usize, nq: usize, horizon: usize) -> Vec<f32> {
+fn quantiles_last(raw: &[f32], batch: usize, nq: usize, horizon: usize) -> Vec<f32> {
     let mut out = Vec::with_capacity(raw.len());
     for b in 0..batch {
         for t in 0..horizon {
@@ -474,7 +523,11 @@ fn column_major_to_steps(raw: &[f32], batch: usize, nq: usize, horizon: usize) -
 /// Quantile `q` of `(B, Q, H)` as `(B, H)`.
 fn column(raw: &[f32], batch: usize, horizon: usize, nq: usize, q: usize) -> Vec<f32> {
     (0..batch)
-        .flat_map(|b| raw[(b * nq + q) * horizon..(b * nq + q + 1) * horizon].iter().copied())
+        .flat_map(|b| {
+            raw[(b * nq + q) * horizon..(b * nq + q + 1) * horizon]
+                .iter()
+                .copied()
+        })
         .collect()
 }
 
@@ -482,7 +535,13 @@ fn column(raw: &[f32], batch: usize, horizon: usize, nq: usize, q: usize) -> Vec
 /// training levels are a plain column pick (no sorting, crossed quantiles stay crossed);
 /// otherwise the training quantiles, with the first and last repeated, are sorted and
 /// interpolated linearly.
-fn select_levels(raw: &[f32], batch: usize, horizon: usize, training: &[f32], levels: &[f32]) -> Vec<f32> {
+fn select_levels(
+    raw: &[f32],
+    batch: usize,
+    horizon: usize,
+    training: &[f32],
+    levels: &[f32],
+) -> Vec<f32> {
     let nq = training.len();
     let picks: Option<Vec<usize>> = levels
         .iter()
@@ -512,7 +571,13 @@ fn select_levels(raw: &[f32], batch: usize, horizon: usize, training: &[f32], le
 /// The `Q × Q` forecasts of the quantile paths, `(B·Q rows, Q, P)`, reduced per step to the
 /// training levels with `torch.quantile`: `(B, Q, P)`. Series `b`'s samples are its `Q`
 /// paths' `Q` quantiles.
-fn reduce_samples(samples: &[f32], batch: usize, nq: usize, step: usize, levels: &[f32]) -> Vec<f32> {
+fn reduce_samples(
+    samples: &[f32],
+    batch: usize,
+    nq: usize,
+    step: usize,
+    levels: &[f32],
+) -> Vec<f32> {
     let per_series = nq * nq;
     let mut out = vec![0f32; batch * nq * step];
     let mut column = Vec::with_capacity(per_series);

@@ -81,7 +81,11 @@ impl Case {
     }
 
     pub fn array_i64(&self, key: &str) -> Vec<i64> {
-        self.tensor(key).flatten_all().unwrap().to_vec1::<i64>().unwrap()
+        self.tensor(key)
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<i64>()
+            .unwrap()
     }
 
     fn tensor(&self, key: &str) -> Tensor {

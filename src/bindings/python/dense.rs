@@ -1,13 +1,13 @@
 //! `TesseraDense` and its builder.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use numpy::{PyArray1, PyArray2};
-use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
 use super::convert::{detached, matrix_to_numpy, model_arg, text_arg, texts_arg, vector_arg, vector_to_numpy};
+use super::builders::py_builder;
 use super::device::{device_arg, dtype_arg};
 use crate::paradigms::common::EncodeOptions;
 use crate::paradigms::dense::{DenseBuilder, DenseEmbedder};
@@ -62,15 +62,13 @@ impl PyDense {
         if let Some(v) = document_prefix {
             builder = builder.document_prefix(v);
         }
-        Self::build(py, builder)
+        Self::from_builder(py, builder)
     }
 
     /// A builder to configure the model step by step.
     #[staticmethod]
     fn builder() -> PyDenseBuilder {
-        PyDenseBuilder {
-            inner: Mutex::new(DenseBuilder::new()),
-        }
+        PyDenseBuilder::fresh()
     }
 
     /// Embeds one text: an array of shape `(dim,)`.
@@ -172,7 +170,7 @@ impl PyDense {
 }
 
 impl PyDense {
-    fn build(py: Python<'_>, builder: DenseBuilder) -> PyResult<Self> {
+    pub fn from_builder(py: Python<'_>, builder: DenseBuilder) -> PyResult<Self> {
         let inner = detached(py, move || builder.build())?;
         Ok(PyDense {
             inner: Arc::new(inner),
@@ -224,98 +222,9 @@ impl PyDense {
     }
 }
 
-/// Fluent configuration of a `TesseraDense`; every setter returns the builder and
-/// checks its value at once.
-#[pyclass(name = "TesseraDenseBuilder", module = "tessera", frozen)]
-pub struct PyDenseBuilder {
-    inner: Mutex<DenseBuilder>,
-}
-
-impl PyDenseBuilder {
-    fn update<'py>(
-        slf: Bound<'py, Self>,
-        change: impl FnOnce(DenseBuilder) -> PyResult<DenseBuilder>,
-    ) -> PyResult<Bound<'py, Self>> {
-        {
-            let mut guard = slf
-                .get()
-                .inner
-                .lock()
-                .map_err(|_| PyRuntimeError::new_err("builder lock poisoned"))?;
-            let updated = change(guard.clone())?;
-            updated.validate()?;
-            *guard = updated;
-        }
-        Ok(slf)
-    }
-}
-
-#[pymethods]
-impl PyDenseBuilder {
-    #[new]
-    fn new() -> Self {
-        PyDenseBuilder {
-            inner: Mutex::new(DenseBuilder::new()),
-        }
-    }
-
-    fn model<'py>(slf: Bound<'py, Self>, model: &Bound<'py, PyAny>) -> PyResult<Bound<'py, Self>> {
-        let model = model_arg(model)?;
-        Self::update(slf, |b| Ok(b.model(model)))
-    }
-
-    fn device<'py>(slf: Bound<'py, Self>, device: &Bound<'py, PyAny>) -> PyResult<Bound<'py, Self>> {
-        let device = device_arg(Some(device))?;
-        Self::update(slf, |b| Ok(b.device(device)))
-    }
-
-    fn dtype<'py>(slf: Bound<'py, Self>, dtype: &str) -> PyResult<Bound<'py, Self>> {
-        let dtype = dtype_arg(Some(dtype))?;
-        Self::update(slf, |b| Ok(b.dtype(dtype)))
-    }
-
-    fn revision<'py>(slf: Bound<'py, Self>, revision: String) -> PyResult<Bound<'py, Self>> {
-        Self::update(slf, |b| Ok(b.revision(revision)))
-    }
-
-    fn max_length<'py>(slf: Bound<'py, Self>, max_length: usize) -> PyResult<Bound<'py, Self>> {
-        Self::update(slf, |b| Ok(b.max_length(max_length)))
-    }
-
-    fn batch_size<'py>(slf: Bound<'py, Self>, batch_size: usize) -> PyResult<Bound<'py, Self>> {
-        Self::update(slf, |b| Ok(b.batch_size(batch_size)))
-    }
-
-    fn dimension<'py>(slf: Bound<'py, Self>, dimension: usize) -> PyResult<Bound<'py, Self>> {
-        Self::update(slf, |b| Ok(b.dimension(dimension)))
-    }
-
-    fn normalize<'py>(slf: Bound<'py, Self>, normalize: bool) -> PyResult<Bound<'py, Self>> {
-        Self::update(slf, |b| Ok(b.normalize(normalize)))
-    }
-
-    fn query_prefix<'py>(slf: Bound<'py, Self>, prefix: String) -> PyResult<Bound<'py, Self>> {
-        Self::update(slf, |b| Ok(b.query_prefix(prefix)))
-    }
-
-    fn document_prefix<'py>(slf: Bound<'py, Self>, prefix: String) -> PyResult<Bound<'py, Self>> {
-        Self::update(slf, |b| Ok(b.document_prefix(prefix)))
-    }
-
-    /// Loads the model.
-    fn build(&self, py: Python<'_>) -> PyResult<PyDense> {
-        let builder = self
-            .inner
-            .lock()
-            .map_err(|_| PyRuntimeError::new_err("builder lock poisoned"))?
-            .clone();
-        PyDense::build(py, builder)
-    }
-
-    fn __repr__(&self) -> String {
-        match self.inner.lock() {
-            Ok(b) => format!("TesseraDenseBuilder({b:?})"),
-            Err(_) => "TesseraDenseBuilder(<poisoned>)".into(),
-        }
-    }
-}
+py_builder!("TesseraDenseBuilder", PyDenseBuilder, DenseBuilder, PyDense, {
+    dimension: usize,
+    normalize: bool,
+    query_prefix: String,
+    document_prefix: String,
+});

@@ -5,6 +5,7 @@ use pyo3::types::{PyDict, PyTuple};
 
 use super::convert::{detached, model_arg};
 use super::dense::PyDense;
+use super::sparse::PySparse;
 use crate::detect;
 use crate::error::TesseraError;
 use crate::hub::{self, HubOptions};
@@ -32,6 +33,7 @@ pub fn tessera_factory<'py>(
     })?;
     let class = match paradigm {
         Paradigm::Dense => py.get_type::<PyDense>(),
+        Paradigm::Sparse => py.get_type::<PySparse>(),
         other => {
             return Err(TesseraError::load(
                 model_arg(model)?,

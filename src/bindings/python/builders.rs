@@ -1,0 +1,102 @@
+//! The Python builders: one macro, so every paradigm's builder has the same common
+//! setters, validates each value when it is set, and builds through the same path as
+//! keyword construction.
+
+/// Defines a frozen `#[pyclass]` builder wrapping a Rust builder behind a mutex.
+/// `$target::from_builder(py, builder)` loads the model; extra setters are listed as
+/// `name: PythonType`, of the type the Rust builder takes.
+macro_rules! py_builder {
+    ($py_name:literal, $name:ident, $rust:ty, $target:ty, { $($setter:ident : $ty:ty),* $(,)? }) => {
+        #[pyo3::pyclass(name = $py_name, module = "tessera", frozen)]
+        pub struct $name {
+            inner: std::sync::Mutex<$rust>,
+        }
+
+        impl $name {
+            pub fn fresh() -> Self {
+                $name { inner: std::sync::Mutex::new(<$rust>::new()) }
+            }
+
+            fn update<'py>(
+                slf: pyo3::Bound<'py, Self>,
+                change: impl FnOnce($rust) -> $rust,
+            ) -> pyo3::PyResult<pyo3::Bound<'py, Self>> {
+                {
+                    let mut guard = slf.get().inner.lock().map_err(|_| {
+                        pyo3::exceptions::PyRuntimeError::new_err("builder lock poisoned")
+                    })?;
+                    let updated = change(guard.clone());
+                    updated.validate()?;
+                    *guard = updated;
+                }
+                Ok(slf)
+            }
+        }
+
+        #[pyo3::pymethods]
+        impl $name {
+            #[new]
+            fn new() -> Self {
+                Self::fresh()
+            }
+
+            /// The model: a registry id, a Hugging Face repo id or a directory.
+            fn model<'py>(slf: pyo3::Bound<'py, Self>, model: &pyo3::Bound<'py, pyo3::PyAny>) -> pyo3::PyResult<pyo3::Bound<'py, Self>> {
+                let model = $crate::bindings::python::convert::model_arg(model)?;
+                Self::update(slf, |b| b.model(model))
+            }
+
+            /// A `Device` or one of "auto", "cpu", "cuda", "cuda:N", "metal".
+            fn device<'py>(slf: pyo3::Bound<'py, Self>, device: &pyo3::Bound<'py, pyo3::PyAny>) -> pyo3::PyResult<pyo3::Bound<'py, Self>> {
+                let device = $crate::bindings::python::device::device_arg(Some(device))?;
+                Self::update(slf, |b| b.device(device))
+            }
+
+            /// "f32", "f16" or "bf16".
+            fn dtype<'py>(slf: pyo3::Bound<'py, Self>, dtype: &str) -> pyo3::PyResult<pyo3::Bound<'py, Self>> {
+                let dtype = $crate::bindings::python::device::dtype_arg(Some(dtype))?;
+                Self::update(slf, |b| b.dtype(dtype))
+            }
+
+            /// A branch, tag or commit of the Hugging Face repository.
+            fn revision<'py>(slf: pyo3::Bound<'py, Self>, revision: String) -> pyo3::PyResult<pyo3::Bound<'py, Self>> {
+                Self::update(slf, |b| b.revision(revision))
+            }
+
+            /// Truncation length in tokens.
+            fn max_length<'py>(slf: pyo3::Bound<'py, Self>, max_length: usize) -> pyo3::PyResult<pyo3::Bound<'py, Self>> {
+                Self::update(slf, |b| b.max_length(max_length))
+            }
+
+            /// Texts per forward pass in batch methods.
+            fn batch_size<'py>(slf: pyo3::Bound<'py, Self>, batch_size: usize) -> pyo3::PyResult<pyo3::Bound<'py, Self>> {
+                Self::update(slf, |b| b.batch_size(batch_size))
+            }
+
+            $(
+                fn $setter<'py>(slf: pyo3::Bound<'py, Self>, value: $ty) -> pyo3::PyResult<pyo3::Bound<'py, Self>> {
+                    Self::update(slf, |b| b.$setter(value))
+                }
+            )*
+
+            /// Loads the model.
+            fn build(&self, py: pyo3::Python<'_>) -> pyo3::PyResult<$target> {
+                let builder = self
+                    .inner
+                    .lock()
+                    .map_err(|_| pyo3::exceptions::PyRuntimeError::new_err("builder lock poisoned"))?
+                    .clone();
+                <$target>::from_builder(py, builder)
+            }
+
+            fn __repr__(&self) -> String {
+                match self.inner.lock() {
+                    Ok(b) => format!("{}({:?})", $py_name, *b),
+                    Err(_) => format!("{}(<poisoned>)", $py_name),
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use py_builder;

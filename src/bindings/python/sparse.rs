@@ -1,0 +1,470 @@
+//! `TesseraSparse`, its builder and `SparseEmbedding`.
+
+use std::sync::Arc;
+
+use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString};
+
+use super::builders::py_builder;
+use super::convert::{detached, matrix_to_numpy, model_arg, text_arg, texts_arg, type_name};
+use super::device::{device_arg, dtype_arg};
+use crate::paradigms::common::EncodeOptions;
+use crate::paradigms::sparse::{SparseBuilder, SparseEmbedder, SparseVector};
+
+/// A sparse vector over a vocabulary: term ids (ascending) and their weights.
+#[pyclass(name = "SparseEmbedding", module = "tessera", frozen)]
+pub struct PySparseEmbedding {
+    vector: SparseVector,
+    indices: Py<PyArray1<i32>>,
+    values: Py<PyArray1<f32>>,
+    /// The model that made it, to decode term ids into token strings.
+    model: Option<Arc<SparseEmbedder>>,
+}
+
+impl PySparseEmbedding {
+    fn wrap(py: Python<'_>, vector: SparseVector, model: Option<Arc<SparseEmbedder>>) -> PyResult<Self> {
+        let indices: Vec<i32> = vector.indices.iter().map(|&i| i as i32).collect();
+        let indices = PyArray1::from_vec(py, indices);
+        let values = PyArray1::from_vec(py, vector.values.clone());
+        // Shared views must not change under the Rust copy used for scoring.
+        indices.readwrite().make_nonwriteable();
+        values.readwrite().make_nonwriteable();
+        Ok(PySparseEmbedding {
+            vector,
+            indices: indices.unbind(),
+            values: values.unbind(),
+            model,
+        })
+    }
+}
+
+#[pymethods]
+impl PySparseEmbedding {
+    /// Builds a vector from term ids and weights (any order, ids distinct).
+    #[new]
+    #[pyo3(signature = (indices, values, vocab_size))]
+    fn new(
+        py: Python<'_>,
+        indices: PyReadonlyArray1<'_, i64>,
+        values: PyReadonlyArray1<'_, f32>,
+        vocab_size: usize,
+    ) -> PyResult<Self> {
+        let ids = indices
+            .as_array()
+            .iter()
+            .map(|&i| u32::try_from(i).map_err(|_| PyValueError::new_err(format!("term id {i} is negative or too large"))))
+            .collect::<PyResult<Vec<u32>>>()?;
+        let vector = SparseVector::new(ids, values.as_array().to_vec(), vocab_size)?;
+        Self::wrap(py, vector, None)
+    }
+
+    /// Term ids, ascending (int32).
+    #[getter]
+    fn indices<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i32>> {
+        self.indices.bind(py).clone()
+    }
+
+    /// Weights of the terms in `indices` (float32).
+    #[getter]
+    fn values<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f32>> {
+        self.values.bind(py).clone()
+    }
+
+    #[getter]
+    fn vocab_size(&self) -> usize {
+        self.vector.vocab_size
+    }
+
+    /// Fraction of vocabulary dimensions that are zero.
+    #[getter]
+    fn sparsity(&self) -> f32 {
+        self.vector.sparsity()
+    }
+
+    /// `{term id: weight}`.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let dict = PyDict::new(py);
+        for (id, value) in self.vector.iter() {
+            dict.set_item(id, value)?;
+        }
+        Ok(dict)
+    }
+
+    /// The heaviest terms as `(token, weight)`, heaviest first.
+    #[pyo3(signature = (top_k=None))]
+    fn tokens(&self, top_k: Option<usize>) -> PyResult<Vec<(String, f32)>> {
+        match &self.model {
+            Some(model) => Ok(model.tokens(&self.vector, top_k)),
+            None => Err(PyValueError::new_err(
+                "this SparseEmbedding was not made by a model, so it has no vocabulary to decode; \
+                 use TesseraSparse.decode(embedding)",
+            )),
+        }
+    }
+
+    /// The dense `(vocab_size,)` float32 vector.
+    fn to_dense<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f32>> {
+        PyArray1::from_vec(py, self.vector.to_dense())
+    }
+
+    /// A `scipy.sparse.csr_matrix` of shape `(1, vocab_size)`.
+    fn to_scipy<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let sparse = import_scipy_sparse(py)?;
+        let indptr = PyList::new(py, [0usize, self.vector.len()])?;
+        sparse.call_method1(
+            "csr_matrix",
+            (
+                (self.values.bind(py), self.indices.bind(py), indptr),
+                (1usize, self.vector.vocab_size),
+            ),
+        )
+    }
+
+    /// Dot product with another sparse embedding.
+    fn dot(&self, other: &PySparseEmbedding) -> PyResult<f32> {
+        Ok(self.vector.dot(&other.vector)?)
+    }
+
+    fn __len__(&self) -> usize {
+        self.vector.len()
+    }
+
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
+        other
+            .cast::<PySparseEmbedding>()
+            .is_ok_and(|o| o.get().vector == self.vector)
+    }
+
+    fn __repr__(&self) -> String {
+        let top: Vec<String> = match &self.model {
+            Some(model) => model
+                .tokens(&self.vector, Some(3))
+                .into_iter()
+                .map(|(token, w)| format!("{token:?}: {w:.3}"))
+                .collect(),
+            None => self
+                .vector
+                .top(Some(3))
+                .into_iter()
+                .map(|(id, w)| format!("{id}: {w:.3}"))
+                .collect(),
+        };
+        format!(
+            "SparseEmbedding(nnz={}, vocab_size={}, top=[{}])",
+            self.vector.len(),
+            self.vector.vocab_size,
+            top.join(", ")
+        )
+    }
+}
+
+fn import_scipy_sparse(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
+    py.import("scipy.sparse").map_err(|_| {
+        pyo3::exceptions::PyImportError::new_err(
+            "to_scipy() needs SciPy: pip install scipy (or pip install 'tessera[scipy]')",
+        )
+    })
+}
+
+/// Sparse lexical embeddings (SPLADE): one weight per vocabulary term.
+#[pyclass(name = "TesseraSparse", module = "tessera", frozen)]
+pub struct PySparse {
+    inner: Arc<SparseEmbedder>,
+}
+
+#[pymethods]
+impl PySparse {
+    #[new]
+    #[pyo3(signature = (model, *, device=None, dtype=None, revision=None, max_length=None, batch_size=None, top_k=None, min_weight=None, query_prefix=None, document_prefix=None))]
+    #[allow(clippy::too_many_arguments)] // mirrors the builder's keyword options
+    fn new(
+        py: Python<'_>,
+        model: &Bound<'_, PyAny>,
+        device: Option<&Bound<'_, PyAny>>,
+        dtype: Option<&str>,
+        revision: Option<String>,
+        max_length: Option<usize>,
+        batch_size: Option<usize>,
+        top_k: Option<usize>,
+        min_weight: Option<f32>,
+        query_prefix: Option<String>,
+        document_prefix: Option<String>,
+    ) -> PyResult<Self> {
+        let mut builder = SparseBuilder::new()
+            .model(model_arg(model)?)
+            .device(device_arg(device)?)
+            .dtype(dtype_arg(dtype)?);
+        if let Some(v) = revision {
+            builder = builder.revision(v);
+        }
+        if let Some(v) = max_length {
+            builder = builder.max_length(v);
+        }
+        if let Some(v) = batch_size {
+            builder = builder.batch_size(v);
+        }
+        if let Some(v) = top_k {
+            builder = builder.top_k(v);
+        }
+        if let Some(v) = min_weight {
+            builder = builder.min_weight(v);
+        }
+        if let Some(v) = query_prefix {
+            builder = builder.query_prefix(v);
+        }
+        if let Some(v) = document_prefix {
+            builder = builder.document_prefix(v);
+        }
+        Self::from_builder(py, builder)
+    }
+
+    #[staticmethod]
+    fn builder() -> PySparseBuilder {
+        PySparseBuilder::fresh()
+    }
+
+    /// Embeds one text.
+    #[pyo3(signature = (text))]
+    fn encode(&self, py: Python<'_>, text: &Bound<'_, PyAny>) -> PyResult<PySparseEmbedding> {
+        let text = text_arg(text, "text")?;
+        let model = Arc::clone(&self.inner);
+        let vector = detached(py, move || model.encode(&text))?;
+        PySparseEmbedding::wrap(py, vector, Some(Arc::clone(&self.inner)))
+    }
+
+    /// Embeds many texts: a list of `SparseEmbedding`.
+    #[pyo3(signature = (texts, *, batch_size=None, show_progress=false))]
+    fn encode_batch(
+        &self,
+        py: Python<'_>,
+        texts: &Bound<'_, PyAny>,
+        batch_size: Option<usize>,
+        show_progress: bool,
+    ) -> PyResult<Vec<PySparseEmbedding>> {
+        let vectors = self.run(py, texts, batch_size, show_progress, Side::Plain)?;
+        self.wrap_all(py, vectors)
+    }
+
+    /// Embeds query text(s) (the model's query prompt, if any).
+    #[pyo3(signature = (text, *, batch_size=None, show_progress=false))]
+    fn encode_query<'py>(
+        &self,
+        py: Python<'py>,
+        text: &Bound<'py, PyAny>,
+        batch_size: Option<usize>,
+        show_progress: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.one_or_many(py, text, batch_size, show_progress, Side::Query)
+    }
+
+    /// Embeds document text(s) (the model's document prompt, if any).
+    #[pyo3(signature = (text, *, batch_size=None, show_progress=false))]
+    fn encode_document<'py>(
+        &self,
+        py: Python<'py>,
+        text: &Bound<'py, PyAny>,
+        batch_size: Option<usize>,
+        show_progress: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.one_or_many(py, text, batch_size, show_progress, Side::Document)
+    }
+
+    /// Many texts as a `scipy.sparse.csr_matrix` of shape `(n, vocab_size)`.
+    #[pyo3(signature = (texts, *, batch_size=None, show_progress=false))]
+    fn encode_csr<'py>(
+        &self,
+        py: Python<'py>,
+        texts: &Bound<'py, PyAny>,
+        batch_size: Option<usize>,
+        show_progress: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let sparse = import_scipy_sparse(py)?;
+        let vectors = self.run(py, texts, batch_size, show_progress, Side::Plain)?;
+        let mut indptr = Vec::with_capacity(vectors.len() + 1);
+        let (mut indices, mut values) = (Vec::new(), Vec::new());
+        indptr.push(0i64);
+        for v in &vectors {
+            indices.extend(v.indices.iter().map(|&i| i as i32));
+            values.extend_from_slice(&v.values);
+            indptr.push(indices.len() as i64);
+        }
+        let shape = (vectors.len(), self.inner.vocab_size());
+        sparse.call_method1(
+            "csr_matrix",
+            (
+                (
+                    PyArray1::from_vec(py, values),
+                    PyArray1::from_vec(py, indices),
+                    PyArray1::from_vec(py, indptr),
+                ),
+                shape,
+            ),
+        )
+    }
+
+    /// Dot product of two sparse embeddings (or texts).
+    #[pyo3(signature = (a, b))]
+    fn similarity(&self, py: Python<'_>, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<f32> {
+        let (a, b) = (self.vector_of(py, a, "a")?, self.vector_of(py, b, "b")?);
+        Ok(self.inner.similarity(&a, &b)?)
+    }
+
+    /// Dot products `(len(queries), len(documents))` of embeddings or texts.
+    #[pyo3(signature = (queries, documents))]
+    fn similarity_matrix<'py>(
+        &self,
+        py: Python<'py>,
+        queries: &Bound<'py, PyAny>,
+        documents: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let queries = self.vectors_of(py, queries, "queries")?;
+        let documents = self.vectors_of(py, documents, "documents")?;
+        let model = Arc::clone(&self.inner);
+        let matrix = detached(py, move || model.similarity_matrix(&queries, &documents))?;
+        matrix_to_numpy(py, matrix)
+    }
+
+    /// `(token, weight)` pairs of an embedding, heaviest first.
+    #[pyo3(signature = (embedding, top_k=None))]
+    fn decode(&self, embedding: &PySparseEmbedding, top_k: Option<usize>) -> Vec<(String, f32)> {
+        self.inner.tokens(&embedding.vector, top_k)
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.inner.vocab_size()
+    }
+
+    fn model(&self) -> String {
+        self.inner.model().to_string()
+    }
+
+    fn max_length(&self) -> usize {
+        self.inner.max_length()
+    }
+
+    /// Token ids of a text as the model sees it.
+    #[pyo3(signature = (text))]
+    fn tokenize(&self, text: &Bound<'_, PyAny>) -> PyResult<Vec<u32>> {
+        let text = text_arg(text, "text")?;
+        Ok(self.inner.tokenize(&[text.as_str()])?.pop().unwrap_or_default())
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "TesseraSparse(model={:?}, vocab_size={}, device={:?})",
+            self.inner.model(),
+            self.inner.vocab_size(),
+            self.inner.device().location()
+        )
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Side {
+    Plain,
+    Query,
+    Document,
+}
+
+impl PySparse {
+    pub fn from_builder(py: Python<'_>, builder: SparseBuilder) -> PyResult<Self> {
+        let inner = detached(py, move || builder.build())?;
+        Ok(PySparse {
+            inner: Arc::new(inner),
+        })
+    }
+
+    fn run(
+        &self,
+        py: Python<'_>,
+        texts: &Bound<'_, PyAny>,
+        batch_size: Option<usize>,
+        show_progress: bool,
+        side: Side,
+    ) -> PyResult<Vec<SparseVector>> {
+        let texts = texts_arg(texts, "texts")?;
+        let options = EncodeOptions {
+            batch_size,
+            show_progress,
+        };
+        let model = Arc::clone(&self.inner);
+        detached(py, move || {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            match side {
+                Side::Plain => model.encode_batch(&refs, &options),
+                Side::Query => model.encode_queries(&refs, &options),
+                Side::Document => model.encode_documents(&refs, &options),
+            }
+        })
+    }
+
+    fn wrap_all(&self, py: Python<'_>, vectors: Vec<SparseVector>) -> PyResult<Vec<PySparseEmbedding>> {
+        vectors
+            .into_iter()
+            .map(|v| PySparseEmbedding::wrap(py, v, Some(Arc::clone(&self.inner))))
+            .collect()
+    }
+
+    fn one_or_many<'py>(
+        &self,
+        py: Python<'py>,
+        text: &Bound<'py, PyAny>,
+        batch_size: Option<usize>,
+        show_progress: bool,
+        side: Side,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if text.is_instance_of::<PyString>() {
+            let list = PyList::new(py, [text])?;
+            let mut vectors = self.run(py, list.as_any(), batch_size, show_progress, side)?;
+            let vector = vectors.pop().ok_or_else(|| PyValueError::new_err("no output"))?;
+            Ok(Bound::new(py, PySparseEmbedding::wrap(py, vector, Some(Arc::clone(&self.inner)))?)?.into_any())
+        } else {
+            let vectors = self.run(py, text, batch_size, show_progress, side)?;
+            Ok(PyList::new(py, self.wrap_all(py, vectors)?)?.into_any())
+        }
+    }
+
+    fn vector_of(&self, py: Python<'_>, value: &Bound<'_, PyAny>, name: &str) -> PyResult<SparseVector> {
+        if let Ok(embedding) = value.cast::<PySparseEmbedding>() {
+            return Ok(embedding.get().vector.clone());
+        }
+        if value.is_instance_of::<PyString>() {
+            let text = text_arg(value, name)?;
+            let model = Arc::clone(&self.inner);
+            return detached(py, move || model.encode(&text));
+        }
+        Err(PyTypeError::new_err(format!(
+            "{name} must be a SparseEmbedding or str, not {}",
+            type_name(value)
+        )))
+    }
+
+    fn vectors_of(&self, py: Python<'_>, value: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<SparseVector>> {
+        let items: Vec<Bound<'_, PyAny>> = value
+            .try_iter()
+            .map_err(|_| PyTypeError::new_err(format!("{name} must be a sequence, not {}", type_name(value))))?
+            .collect::<PyResult<_>>()?;
+        if items.iter().all(|i| i.is_instance_of::<PyString>()) && !items.is_empty() {
+            let texts = texts_arg(value, name)?;
+            let model = Arc::clone(&self.inner);
+            return detached(py, move || {
+                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                model.encode_batch(&refs, &EncodeOptions::default())
+            });
+        }
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| self.vector_of(py, item, &format!("{name}[{i}]")))
+            .collect()
+    }
+}
+
+py_builder!("TesseraSparseBuilder", PySparseBuilder, SparseBuilder, PySparse, {
+    top_k: usize,
+    min_weight: f32,
+    query_prefix: String,
+    document_prefix: String,
+});
