@@ -10,6 +10,7 @@ mod errors;
 mod factory;
 mod registry;
 mod sparse;
+mod timeseries;
 
 #[pymodule]
 fn _tessera(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -20,6 +21,8 @@ fn _tessera(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<sparse::PySparse>()?;
     m.add_class::<sparse::PySparseBuilder>()?;
     m.add_class::<sparse::PySparseEmbedding>()?;
+    m.add_class::<timeseries::PyTimeSeries>()?;
+    m.add_class::<timeseries::PyTimeSeriesBuilder>()?;
     m.add_function(wrap_pyfunction!(registry::list_models, m)?)?;
     m.add_function(wrap_pyfunction!(factory::tessera_factory, m)?)?;
     m.add_function(wrap_pyfunction!(device::available_devices, m)?)?;

@@ -172,6 +172,16 @@ impl NormParams {
             eps: norm.eps() as f32,
         })
     }
+
+    /// The in-place op `layer_norm(x + bias + residual)`.
+    fn after<'a>(&'a self, bias: &'a [f32]) -> cpu_kernels::BiasResidualLayerNorm<'a> {
+        cpu_kernels::BiasResidualLayerNorm {
+            bias,
+            gamma: &self.gamma,
+            beta: &self.beta,
+            eps: self.eps,
+        }
+    }
 }
 
 fn bias_of(linear: &Linear) -> candle_core::Result<Vec<f32>> {
@@ -376,18 +386,12 @@ impl Layer {
         let context = Tensor::from_vec(context, (tokens, width), hidden.device())?;
         let attended = project(&context, &attention.output)?;
         drop(context);
-        let norm = |bias: &'_ [f32], n: &'_ NormParams| cpu_kernels::BiasResidualLayerNorm {
-            bias,
-            gamma: &n.gamma,
-            beta: &n.beta,
-            eps: n.eps,
-        };
-        attended.inplace_op2(hidden, &norm(&p.attention_bias, &p.attention_norm))?;
+        attended.inplace_op2(hidden, &p.attention_norm.after(&p.attention_bias))?;
         let inner = project(&attended, &self.intermediate)?;
         inner.inplace_op1(&cpu_kernels::BiasGelu(&p.intermediate_bias))?;
         let out = project(&inner, &self.output)?;
         drop(inner);
-        out.inplace_op2(&attended, &norm(&p.output_bias, &p.output_norm))?;
+        out.inplace_op2(&attended, &p.output_norm.after(&p.output_bias))?;
         Ok(out)
     }
 }

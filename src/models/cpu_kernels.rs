@@ -214,21 +214,6 @@ with_avx2! {
     }
 }
 
-/// `layer_norm(x) * gamma + beta` of every row of `x`, in place.
-pub fn layer_norm(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
-    let width = gamma.len();
-    x.par_chunks_mut(width * rows_per_task(width))
-        .for_each(|rows| layer_norm_rows(rows, gamma, beta, eps));
-}
-
-with_avx2! {
-    fn layer_norm_rows(rows: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
-        for row in rows.chunks_exact_mut(gamma.len()) {
-            layer_norm_row(row, gamma, beta, eps);
-        }
-    }
-}
-
 #[inline(always)]
 fn layer_norm_row(row: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
     let n = row.len() as f32;
@@ -307,9 +292,29 @@ pub fn attention(qkv: &[f32], bias: &[f32], spans: &[Span], heads: usize, head_d
 with_avx2! {
     /// Every head of one text.
     fn attend_text(rows: &[f32], bias: &[f32], keys: usize, shape: &HeadShape, out: &mut [f32]) {
+        let (d, hidden) = (shape.head_dim, shape.heads * shape.head_dim);
+        if d % LANES != 0 {
+            for head in 0..shape.heads {
+                attend_head_plain(rows, bias, keys, head, shape, out);
+            }
+            return;
+        }
+        // Keys (transposed) and values of all heads in one sequential pass over the rows.
+        let padded = keys.div_ceil(LANES) * LANES;
+        let mut keys_t = vec![0f32; hidden * padded];
+        let mut values = Vec::with_capacity(keys * hidden);
+        let (k_bias, v_bias) = (&bias[hidden..2 * hidden], &bias[2 * hidden..]);
+        for (j, row) in rows.chunks_exact(3 * hidden).take(keys).enumerate() {
+            for (c, (v, b)) in row[hidden..2 * hidden].iter().zip(k_bias).enumerate() {
+                keys_t[c * padded + j] = v + b;
+            }
+            values.extend(row[2 * hidden..].iter().zip(v_bias).map(|(v, b)| v + b));
+        }
         let mut scratch = Scratch::default();
         for head in 0..shape.heads {
-            attend_head::<FMA>(rows, bias, keys, head, shape, out, &mut scratch);
+            let head_keys = &keys_t[head * d * padded..(head + 1) * d * padded];
+            let head_values = &values[head * d..];
+            attend_head::<FMA>(rows, bias, keys, head, shape, head_keys, head_values, out, &mut scratch);
         }
     }
 }
@@ -323,10 +328,6 @@ struct HeadShape {
 /// Buffers one thread reuses across the heads of a text.
 #[derive(Default)]
 struct Scratch {
-    /// Keys transposed, `[head_dim, padded keys]`.
-    keys_t: Vec<f32>,
-    /// Values, `[keys, head_dim]`.
-    values: Vec<f32>,
     /// A block of queries transposed, `[head_dim, QUERY_BLOCK]`.
     queries_t: Vec<f32>,
     /// Scores, then probabilities, of a block of queries, `[padded keys, QUERY_BLOCK]`.
@@ -358,6 +359,9 @@ fn block_product<const FMA: bool>(a: &[f32], b: &[f32], stride: usize, k: usize)
 }
 
 /// One head of one text, written into its columns of `out` (`[len, hidden]`).
+/// `keys_t` is the head's keys transposed, `[head_dim, keys rounded up to LANES]`;
+/// `values` starts at the head's first value of a `[keys, hidden]` matrix.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn attend_head<const FMA: bool>(
     rows: &[f32],
@@ -365,28 +369,16 @@ fn attend_head<const FMA: bool>(
     keys: usize,
     head: usize,
     shape: &HeadShape,
+    keys_t: &[f32],
+    values: &[f32],
     out: &mut [f32],
     scratch: &mut Scratch,
 ) {
     let (d, hidden) = (shape.head_dim, shape.heads * shape.head_dim);
     let width = 3 * hidden;
-    let (q_at, k_at, v_at) = (head * d, hidden + head * d, 2 * hidden + head * d);
-    if d % LANES != 0 {
-        attend_head_plain(rows, bias, keys, head, shape, out);
-        return;
-    }
+    let q_at = head * d;
     let padded = keys.div_ceil(LANES) * LANES;
     let s = scratch;
-    s.keys_t.clear();
-    s.keys_t.resize(d * padded, 0.0);
-    s.values.clear();
-    for (j, row) in rows.chunks_exact(width).take(keys).enumerate() {
-        for (c, (v, b)) in row[k_at..k_at + d].iter().zip(&bias[k_at..k_at + d]).enumerate() {
-            s.keys_t[c * padded + j] = v + b;
-        }
-        s.values
-            .extend(row[v_at..v_at + d].iter().zip(&bias[v_at..v_at + d]).map(|(v, b)| v + b));
-    }
     s.queries_t.resize(d * QUERY_BLOCK, 0.0);
     s.probs_t.clear();
     s.probs_t.resize(padded * QUERY_BLOCK, 0.0);
@@ -403,7 +395,7 @@ fn attend_head<const FMA: bool>(
             }
         }
         for jb in (0..padded).step_by(LANES) {
-            let acc = block_product::<FMA>(&s.queries_t, &s.keys_t[jb..], padded, d);
+            let acc = block_product::<FMA>(&s.queries_t, &keys_t[jb..], padded, d);
             for (r, acc_row) in acc.iter().enumerate() {
                 for (l, v) in acc_row.iter().enumerate() {
                     s.probs_t[(jb + l) * QUERY_BLOCK + r] = *v;
@@ -411,23 +403,44 @@ fn attend_head<const FMA: bool>(
             }
         }
         // Softmax of the block's rows (rows past `n` are zero queries and harmless).
+        // Two key columns at a time, so the loops fill eight-wide vectors.
         let scores = &mut s.probs_t[..keys * QUERY_BLOCK];
-        let mut max = [f32::NEG_INFINITY; QUERY_BLOCK];
-        for column in scores.chunks_exact(QUERY_BLOCK) {
-            for (m, v) in max.iter_mut().zip(column) {
+        let mut max = [f32::NEG_INFINITY; 2 * QUERY_BLOCK];
+        let mut pairs = scores.chunks_exact(2 * QUERY_BLOCK);
+        for pair in &mut pairs {
+            for (m, v) in max.iter_mut().zip(pair) {
                 *m = m.max(*v);
             }
         }
-        let mut total = [0f32; QUERY_BLOCK];
-        for column in scores.chunks_exact_mut(QUERY_BLOCK) {
-            for ((v, m), t) in column.iter_mut().zip(&max).zip(total.iter_mut()) {
+        for (m, v) in max.iter_mut().zip(pairs.remainder()) {
+            *m = m.max(*v);
+        }
+        for r in 0..QUERY_BLOCK {
+            max[r] = max[r].max(max[r + QUERY_BLOCK]);
+            max[r + QUERY_BLOCK] = max[r];
+        }
+        let mut total = [0f32; 2 * QUERY_BLOCK];
+        let mut pairs = scores.chunks_exact_mut(2 * QUERY_BLOCK);
+        for pair in &mut pairs {
+            for ((v, m), t) in pair.iter_mut().zip(&max).zip(total.iter_mut()) {
                 *v = exp::<FMA>(*v - m);
                 *t += *v;
             }
         }
-        let inv = total.map(|t| if t > 0.0 { 1.0 / t } else { 0.0 });
+        for ((v, m), t) in pairs.into_remainder().iter_mut().zip(&max).zip(total.iter_mut()) {
+            *v = exp::<FMA>(*v - m);
+            *t += *v;
+        }
+        let inv: [f32; QUERY_BLOCK] = std::array::from_fn(|r| {
+            let t = total[r] + total[r + QUERY_BLOCK];
+            if t > 0.0 {
+                1.0 / t
+            } else {
+                0.0
+            }
+        });
         for cb in (0..d).step_by(LANES) {
-            let acc = block_product::<FMA>(&s.probs_t, &s.values[cb..], d, keys);
+            let acc = block_product::<FMA>(&s.probs_t, &values[cb..], hidden, keys);
             for ((acc_row, inv), out_row) in acc.iter().zip(inv).zip(block_out.chunks_exact_mut(hidden)).take(n) {
                 for (o, v) in out_row[q_at + cb..q_at + cb + LANES].iter_mut().zip(acc_row) {
                     *o = v * inv;

@@ -63,12 +63,7 @@ macro_rules! py_builder {
                 Self::update(slf, |b| b.revision(revision))
             }
 
-            /// Truncation length in tokens.
-            fn max_length<'py>(slf: pyo3::Bound<'py, Self>, max_length: usize) -> pyo3::PyResult<pyo3::Bound<'py, Self>> {
-                Self::update(slf, |b| b.max_length(max_length))
-            }
-
-            /// Texts per forward pass in batch methods.
+            /// Inputs per forward pass in batch methods.
             fn batch_size<'py>(slf: pyo3::Bound<'py, Self>, batch_size: usize) -> pyo3::PyResult<pyo3::Bound<'py, Self>> {
                 Self::update(slf, |b| b.batch_size(batch_size))
             }

@@ -223,6 +223,7 @@ impl PyDense {
 }
 
 py_builder!("TesseraDenseBuilder", PyDenseBuilder, DenseBuilder, PyDense, {
+    max_length: usize,
     dimension: usize,
     normalize: bool,
     query_prefix: String,

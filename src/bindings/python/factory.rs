@@ -6,6 +6,7 @@ use pyo3::types::{PyDict, PyTuple};
 use super::convert::{detached, model_arg};
 use super::dense::PyDense;
 use super::sparse::PySparse;
+use super::timeseries::PyTimeSeries;
 use crate::detect;
 use crate::error::TesseraError;
 use crate::hub::{self, HubOptions};
@@ -34,6 +35,7 @@ pub fn tessera_factory<'py>(
     let class = match paradigm {
         Paradigm::Dense => py.get_type::<PyDense>(),
         Paradigm::Sparse => py.get_type::<PySparse>(),
+        Paradigm::Timeseries => py.get_type::<PyTimeSeries>(),
         other => {
             return Err(TesseraError::load(
                 model_arg(model)?,

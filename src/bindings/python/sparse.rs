@@ -463,6 +463,7 @@ impl PySparse {
 }
 
 py_builder!("TesseraSparseBuilder", PySparseBuilder, SparseBuilder, PySparse, {
+    max_length: usize,
     top_k: usize,
     min_weight: f32,
     query_prefix: String,

@@ -1,0 +1,225 @@
+//! `TesseraTimeSeries` and its builder.
+
+use std::sync::Arc;
+
+use numpy::ndarray::Array3;
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray3, PyArrayDescrMethods, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyFloat, PyInt, PyList, PyTuple};
+
+use super::builders::py_builder;
+use super::convert::{detached, matrix_to_numpy, model_arg, type_name};
+use super::device::{device_arg, dtype_arg};
+use crate::paradigms::timeseries::{TimeSeriesBuilder, TimeSeriesForecaster};
+
+/// Probabilistic forecasting with Chronos-Bolt.
+#[pyclass(name = "TesseraTimeSeries", module = "tessera", frozen)]
+pub struct PyTimeSeries {
+    inner: Arc<TimeSeriesForecaster>,
+}
+
+#[pymethods]
+impl PyTimeSeries {
+    #[new]
+    #[pyo3(signature = (model, *, device=None, dtype=None, revision=None, batch_size=None, prediction_length=None))]
+    #[allow(clippy::too_many_arguments)] // mirrors the builder's keyword options
+    fn new(
+        py: Python<'_>,
+        model: &Bound<'_, PyAny>,
+        device: Option<&Bound<'_, PyAny>>,
+        dtype: Option<&str>,
+        revision: Option<String>,
+        batch_size: Option<usize>,
+        prediction_length: Option<usize>,
+    ) -> PyResult<Self> {
+        let mut builder = TimeSeriesBuilder::new()
+            .model(model_arg(model)?)
+            .device(device_arg(device)?)
+            .dtype(dtype_arg(dtype)?);
+        if let Some(v) = revision {
+            builder = builder.revision(v);
+        }
+        if let Some(v) = batch_size {
+            builder = builder.batch_size(v);
+        }
+        if let Some(v) = prediction_length {
+            builder = builder.prediction_length(v);
+        }
+        Self::from_builder(py, builder)
+    }
+
+    #[staticmethod]
+    fn builder() -> PyTimeSeriesBuilder {
+        PyTimeSeriesBuilder::fresh()
+    }
+
+    /// The median forecast, `(batch, horizon)`. `context` is a 1-D array (one series), a
+    /// 2-D array `(batch, length)` or a list of 1-D arrays; NaN marks missing values.
+    #[pyo3(signature = (context, prediction_length=None))]
+    fn forecast<'py>(
+        &self,
+        py: Python<'py>,
+        context: &Bound<'py, PyAny>,
+        prediction_length: Option<usize>,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let series = series_arg(context)?;
+        let model = Arc::clone(&self.inner);
+        let matrix = detached(py, move || model.forecast(&series, prediction_length))?;
+        matrix_to_numpy(py, matrix)
+    }
+
+    /// Quantile forecasts, `(batch, horizon, num_quantiles)`, at the model's levels or at
+    /// `quantile_levels` (interpolated as the reference does).
+    #[pyo3(signature = (context, prediction_length=None, quantile_levels=None))]
+    fn forecast_quantiles<'py>(
+        &self,
+        py: Python<'py>,
+        context: &Bound<'py, PyAny>,
+        prediction_length: Option<usize>,
+        quantile_levels: Option<Vec<f32>>,
+    ) -> PyResult<Bound<'py, PyArray3<f32>>> {
+        let series = series_arg(context)?;
+        let model = Arc::clone(&self.inner);
+        let forecast = detached(py, move || {
+            model.forecast_quantiles(&series, prediction_length, quantile_levels.as_deref())
+        })?;
+        let [batch, horizon, levels] = forecast.shape;
+        let array = Array3::from_shape_vec((batch, horizon, levels), forecast.values)
+            .map_err(|e| PyRuntimeError::new_err(format!("internal shape error: {e}")))?;
+        Ok(array.into_pyarray(py))
+    }
+
+    /// Encoder embeddings `(batch, patches + [REG], d_model)` and each series' instance-norm
+    /// `loc` and `scale`, as chronos-forecasting's `embed`.
+    #[pyo3(signature = (context))]
+    fn embed<'py>(
+        &self,
+        py: Python<'py>,
+        context: &Bound<'py, PyAny>,
+    ) -> PyResult<(Bound<'py, PyArray3<f32>>, Bound<'py, PyArray1<f32>>, Bound<'py, PyArray1<f32>>)> {
+        let series = series_arg(context)?;
+        let model = Arc::clone(&self.inner);
+        let embedded = detached(py, move || model.embed(&series))?;
+        let [batch, rows, width] = embedded.shape;
+        let array = Array3::from_shape_vec((batch, rows, width), embedded.values)
+            .map_err(|e| PyRuntimeError::new_err(format!("internal shape error: {e}")))?;
+        Ok((
+            array.into_pyarray(py),
+            PyArray1::from_vec(py, embedded.loc),
+            PyArray1::from_vec(py, embedded.scale),
+        ))
+    }
+
+    /// The default forecast horizon.
+    fn prediction_length(&self) -> usize {
+        self.inner.prediction_length()
+    }
+
+    /// The most recent values the model looks at.
+    fn context_length(&self) -> usize {
+        self.inner.context_length()
+    }
+
+    /// The quantile levels the model predicts.
+    fn quantiles(&self) -> Vec<f32> {
+        self.inner.quantiles()
+    }
+
+    fn model(&self) -> String {
+        self.inner.model().to_string()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "TesseraTimeSeries(model={:?}, context_length={}, prediction_length={}, quantiles={})",
+            self.inner.model(),
+            self.inner.context_length(),
+            self.inner.prediction_length(),
+            self.inner.quantiles().len()
+        )
+    }
+}
+
+impl PyTimeSeries {
+    pub fn from_builder(py: Python<'_>, builder: TimeSeriesBuilder) -> PyResult<Self> {
+        let inner = detached(py, move || builder.build())?;
+        Ok(PyTimeSeries {
+            inner: Arc::new(inner),
+        })
+    }
+}
+
+/// Series from a 1-D array, a 2-D array or a list of 1-D arrays, as float32 (float64 is
+/// rounded to float32 first, as the reference does).
+fn series_arg(value: &Bound<'_, PyAny>) -> PyResult<Vec<Vec<f32>>> {
+    let is_list = value.is_instance_of::<PyList>() || value.is_instance_of::<PyTuple>();
+    if is_list {
+        let items: Vec<Bound<'_, PyAny>> = value.try_iter()?.collect::<PyResult<_>>()?;
+        if items.is_empty() {
+            return Err(PyValueError::new_err("context is empty: give at least one series"));
+        }
+        let scalars = items
+            .iter()
+            .all(|i| i.is_instance_of::<PyFloat>() || i.is_instance_of::<PyInt>());
+        if !scalars {
+            return items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    let array = numeric_array(item, &format!("context[{i}]"))?;
+                    if array.ndim() != 1 {
+                        return Err(PyValueError::new_err(format!(
+                            "context[{i}] must be 1-D, got {} dimensions",
+                            array.ndim()
+                        )));
+                    }
+                    rows_of(&array).map(|mut rows| rows.remove(0))
+                })
+                .collect();
+        }
+    }
+    let array = numeric_array(value, "context")?;
+    match array.ndim() {
+        1 | 2 => rows_of(&array),
+        n => Err(PyValueError::new_err(format!(
+            "context must be a 1-D series or a 2-D (batch, length) array, got {n} dimensions"
+        ))),
+    }
+}
+
+/// `numpy.asarray(value)` if it holds real numbers; a TypeError naming the dtype otherwise.
+fn numeric_array<'py>(value: &Bound<'py, PyAny>, name: &str) -> PyResult<Bound<'py, PyUntypedArray>> {
+    let numpy = value.py().import("numpy")?;
+    let array = numpy
+        .call_method1("asarray", (value,))
+        .map_err(|_| PyTypeError::new_err(format!("{name} must be a numeric array, not {}", type_name(value))))?
+        .cast_into::<PyUntypedArray>()?;
+    let kind = array.dtype().kind();
+    if !matches!(kind, b'f' | b'i' | b'u') {
+        return Err(PyTypeError::new_err(format!(
+            "{name} must hold float32 or float64 numbers, not dtype {}",
+            array.dtype()
+        )));
+    }
+    Ok(array)
+}
+
+fn rows_of(array: &Bound<'_, PyUntypedArray>) -> PyResult<Vec<Vec<f32>>> {
+    // float32 is read as is; float64 and integers are rounded to float32.
+    let as_f32 = array.call_method1("astype", ("float32",))?;
+    let typed = as_f32.cast_into::<numpy::PyArrayDyn<f32>>()?;
+    let readonly = typed.readonly();
+    let view = readonly.as_array();
+    match view.ndim() {
+        1 => Ok(vec![view.iter().copied().collect()]),
+        _ => Ok(view
+            .outer_iter()
+            .map(|row| row.iter().copied().collect())
+            .collect()),
+    }
+}
+
+py_builder!("TesseraTimeSeriesBuilder", PyTimeSeriesBuilder, TimeSeriesBuilder, PyTimeSeries, {
+    prediction_length: usize,
+});
