@@ -58,23 +58,30 @@ __all__ = [
     "MatryoshkaError",
     "ModelLoadError",
     "ModelNotFoundError",
+    "QuantizationConfig",
     "QuantizationError",
+    "QuantizedEmbeddings",
     "SparseEmbedding",
     "Tessera",
     "TesseraDense",
     "TesseraDenseBuilder",
     "TesseraError",
     "TesseraIOError",
+    "TesseraMultiVector",
+    "TesseraMultiVectorBuilder",
     "TesseraSparse",
     "TesseraSparseBuilder",
     "TesseraTimeSeries",
     "TesseraTimeSeriesBuilder",
     "TensorError",
+    "TokenEmbeddings",
     "TokenizationError",
     "UnsupportedDimensionError",
     "__version__",
     "available_devices",
     "list_models",
+    "quantize",
+    "quantize_embeddings",
 ]
 
 _ModelName = Union[str, os.PathLike[str]]
@@ -107,7 +114,7 @@ def available_devices() -> list[str]:
 def list_models(paradigm: str | None = None) -> list[dict[str, Any]]:
     """The model registry, optionally filtered by paradigm."""
 
-def Tessera(model: _ModelName, **options: Any) -> TesseraDense | TesseraSparse | TesseraTimeSeries:
+def Tessera(model: _ModelName, **options: Any) -> TesseraDense | TesseraMultiVector | TesseraSparse | TesseraTimeSeries:
     """The embedder for ``model``'s paradigm (registry id, repo id or directory)."""
 
 @final
@@ -317,3 +324,171 @@ class TesseraTimeSeriesBuilder:
     def batch_size(self, batch_size: int) -> TesseraTimeSeriesBuilder: ...
     def prediction_length(self, value: int) -> TesseraTimeSeriesBuilder: ...
     def build(self) -> TesseraTimeSeries: ...
+
+_Quantization = Union["QuantizationConfig", Literal["none", "binary", "int8", "int4"]]
+_TokenMatrix = Union[npt.NDArray[np.float32], npt.NDArray[np.float64], "TokenEmbeddings"]
+
+@final
+class QuantizationConfig:
+    """How token matrices are stored: ``None_`` (``NONE``), ``Binary``, ``Int8``, ``Int4``."""
+
+    None_: ClassVar[QuantizationConfig]
+    NONE: ClassVar[QuantizationConfig]
+    Binary: ClassVar[QuantizationConfig]
+    Int8: ClassVar[QuantizationConfig]
+    Int4: ClassVar[QuantizationConfig]
+    @staticmethod
+    def parse(name: str) -> QuantizationConfig: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class QuantizedEmbeddings:
+    """A quantized token matrix; ``data`` is ``(num_tokens, bytes_per_token)`` uint8."""
+
+    @property
+    def data(self) -> npt.NDArray[np.uint8]: ...
+    @property
+    def bits(self) -> npt.NDArray[np.uint8]: ...
+    @property
+    def scales(self) -> list[float]: ...
+    @property
+    def precision(self) -> QuantizationConfig: ...
+    @property
+    def original_dim(self) -> int: ...
+    @property
+    def num_tokens(self) -> int: ...
+    @property
+    def shape(self) -> tuple[int, int]: ...
+    def memory_bytes(self) -> int: ...
+    def compression_ratio(self) -> float: ...
+    def dequantize(self) -> _F32Matrix: ...
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> npt.NDArray[Any]: ...
+    def __len__(self) -> int: ...
+    def __eq__(self, other: object, /) -> bool: ...
+
+@final
+class TokenEmbeddings:
+    """A text's token matrix with the token each row belongs to."""
+
+    @property
+    def embeddings(self) -> _F32Matrix: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def tokens(self) -> list[str]: ...
+    @property
+    def token_ids(self) -> list[int]: ...
+    @property
+    def num_tokens(self) -> int: ...
+    @property
+    def embedding_dim(self) -> int: ...
+    @property
+    def shape(self) -> tuple[int, int]: ...
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> npt.NDArray[Any]: ...
+    def __len__(self) -> int: ...
+    def __eq__(self, other: object, /) -> bool: ...
+
+def quantize(
+    embeddings: npt.NDArray[np.floating[Any]], quantization: _Quantization | None = None
+) -> QuantizedEmbeddings:
+    """Quantizes a token matrix (binary by default)."""
+
+def quantize_embeddings(
+    embeddings: npt.NDArray[np.floating[Any]],
+    precision: Literal["float32", "int8", "uint8", "binary", "ubinary"],
+    *,
+    ranges: npt.NDArray[np.floating[Any]] | None = None,
+    calibration_embeddings: npt.NDArray[np.floating[Any]] | None = None,
+) -> npt.NDArray[Any]:
+    """sentence-transformers' ``quantize_embeddings`` semantics."""
+
+@final
+class TesseraMultiVector:
+    """Late-interaction (ColBERT) embeddings: one vector per token, scored with MaxSim."""
+
+    def __new__(
+        cls,
+        model: _ModelName,
+        *,
+        device: _DeviceLike | None = None,
+        dtype: _DType | None = None,
+        revision: str | None = None,
+        max_length: int | None = None,
+        query_length: int | None = None,
+        batch_size: int | None = None,
+        dimension: int | None = None,
+        quantization: _Quantization | None = None,
+    ) -> TesseraMultiVector: ...
+    @staticmethod
+    def builder() -> TesseraMultiVectorBuilder: ...
+    @overload
+    def encode(self, text: str, *, output: Literal["array"] = "array") -> _F32Matrix: ...
+    @overload
+    def encode(self, text: str, *, output: Literal["object"]) -> TokenEmbeddings: ...
+    @overload
+    def encode_query(self, text: str, *, output: Literal["array"] = "array") -> _F32Matrix: ...
+    @overload
+    def encode_query(self, text: str, *, output: Literal["object"]) -> TokenEmbeddings: ...
+    @overload
+    def encode_document(self, text: str, *, output: Literal["array"] = "array") -> _F32Matrix: ...
+    @overload
+    def encode_document(self, text: str, *, output: Literal["object"]) -> TokenEmbeddings: ...
+    @overload
+    def encode_batch(
+        self,
+        texts: Iterable[str],
+        is_query: bool = False,
+        *,
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        output: Literal["array"] = "array",
+    ) -> list[_F32Matrix]: ...
+    @overload
+    def encode_batch(
+        self,
+        texts: Iterable[str],
+        is_query: bool = False,
+        *,
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        output: Literal["object"],
+    ) -> list[TokenEmbeddings]: ...
+    def similarity(self, query: _TokenMatrix | str, document: _TokenMatrix | str) -> float: ...
+    def similarity_matrix(
+        self,
+        queries: Sequence[_TokenMatrix] | Sequence[str],
+        documents: Sequence[_TokenMatrix] | Sequence[str],
+    ) -> _F32Matrix: ...
+    def rank(
+        self,
+        query: _TokenMatrix | str,
+        documents: Sequence[_TokenMatrix] | Sequence[str],
+        top_k: int = 10,
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
+    def quantize(self, embeddings: npt.NDArray[np.floating[Any]]) -> QuantizedEmbeddings: ...
+    def encode_quantized(self, text: str, is_query: bool = False) -> QuantizedEmbeddings: ...
+    def similarity_quantized(
+        self, query: QuantizedEmbeddings, document: QuantizedEmbeddings
+    ) -> float: ...
+    def dimension(self) -> int: ...
+    def model(self) -> str: ...
+    def query_length(self) -> int: ...
+    def document_length(self) -> int: ...
+    def quantization(self) -> QuantizationConfig: ...
+
+@final
+class TesseraMultiVectorBuilder:
+    """Fluent configuration of a :class:`TesseraMultiVector`; each setter validates at once."""
+
+    def __new__(cls) -> TesseraMultiVectorBuilder: ...
+    def model(self, model: _ModelName) -> TesseraMultiVectorBuilder: ...
+    def device(self, device: _DeviceLike) -> TesseraMultiVectorBuilder: ...
+    def dtype(self, dtype: _DType) -> TesseraMultiVectorBuilder: ...
+    def revision(self, revision: str) -> TesseraMultiVectorBuilder: ...
+    def batch_size(self, batch_size: int) -> TesseraMultiVectorBuilder: ...
+    def max_length(self, value: int) -> TesseraMultiVectorBuilder: ...
+    def query_length(self, value: int) -> TesseraMultiVectorBuilder: ...
+    def dimension(self, value: int) -> TesseraMultiVectorBuilder: ...
+    def quantization(self, value: _Quantization) -> TesseraMultiVectorBuilder: ...
+    def build(self) -> TesseraMultiVector: ...

@@ -1,6 +1,7 @@
 //! A fixed benchmark corpus: sentences of mixed length drawn from a word list with a
 //! seeded linear congruential generator, so every run encodes the same texts.
 
+#[rustfmt::skip]
 const WORDS: &[&str] = &[
     "the", "of", "and", "to", "in", "a", "is", "that", "for", "it", "as", "was", "with", "be", "by", "on",
     "not", "he", "this", "are", "or", "his", "from", "at", "which", "but", "have", "an", "had", "they",
@@ -20,7 +21,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
 

@@ -136,7 +136,7 @@ fn exp<const FMA: bool>(x: f32) -> f32 {
     p = madd::<FMA>(p, r, 8.333_452e-3);
     p = madd::<FMA>(p, r, 4.166_579_6e-2);
     p = madd::<FMA>(p, r, 1.666_666_5e-1);
-    p = madd::<FMA>(p, r, 5.000_000_1e-1);
+    p = madd::<FMA>(p, r, 0.5);
     let y = madd::<FMA>(p, r * r, r) + 1.0;
     y * f32::from_bits(t.to_bits() << 23)
 }
@@ -180,14 +180,7 @@ with_avx2! {
 }
 
 /// `layer_norm(x + bias + residual) * gamma + beta` of every row of `x`, in place.
-pub fn bias_residual_layer_norm(
-    x: &mut [f32],
-    bias: &[f32],
-    residual: &[f32],
-    gamma: &[f32],
-    beta: &[f32],
-    eps: f32,
-) {
+pub fn bias_residual_layer_norm(x: &mut [f32], bias: &[f32], residual: &[f32], gamma: &[f32], beta: &[f32], eps: f32) {
     let width = bias.len();
     let chunk = width * rows_per_task(width);
     x.par_chunks_mut(chunk)
@@ -277,11 +270,7 @@ pub fn attention(qkv: &[f32], bias: &[f32], spans: &[Span], heads: usize, head_d
         parts.push((span, part));
         rest = tail;
     }
-    let shape = HeadShape {
-        heads,
-        head_dim,
-        scale,
-    };
+    let shape = HeadShape { heads, head_dim, scale };
     parts.into_par_iter().for_each(|(span, part)| {
         let rows = &qkv[span.start * 3 * hidden..(span.start + span.len) * 3 * hidden];
         attend_text(rows, bias, span.attended, &shape, part);
@@ -293,6 +282,10 @@ with_avx2! {
     /// Every head of one text.
     fn attend_text(rows: &[f32], bias: &[f32], keys: usize, shape: &HeadShape, out: &mut [f32]) {
         let (d, hidden) = (shape.head_dim, shape.heads * shape.head_dim);
+        if keys == 0 {
+            // No visible keys: a zero context, as the empty softmax gives (`out` is zeroed).
+            return;
+        }
         if d % LANES != 0 {
             for head in 0..shape.heads {
                 attend_head_plain(rows, bias, keys, head, shape, out);
@@ -527,7 +520,9 @@ mod tests {
                 .add(&Tensor::from_slice(&res, (5, width), dev)?)?;
             let g = Tensor::from_slice(&gamma, width, dev)?;
             let b = Tensor::from_slice(&beta, width, dev)?;
-            candle_nn::ops::layer_norm(&x, &g, &b, 1e-12)?.flatten_all()?.to_vec1::<f32>()
+            candle_nn::ops::layer_norm(&x, &g, &b, 1e-12)?
+                .flatten_all()?
+                .to_vec1::<f32>()
         })()
         .expect("candle layer norm");
         let mut got = xs.clone();

@@ -4,9 +4,9 @@
 
 /// Defines a frozen `#[pyclass]` builder wrapping a Rust builder behind a mutex.
 /// `$target::from_builder(py, builder)` loads the model; extra setters are listed as
-/// `name: PythonType`, of the type the Rust builder takes.
+/// `name: PythonType`, optionally `=> conversion` to the type the Rust builder takes.
 macro_rules! py_builder {
-    ($py_name:literal, $name:ident, $rust:ty, $target:ty, { $($setter:ident : $ty:ty),* $(,)? }) => {
+    ($py_name:literal, $name:ident, $rust:ty, $target:ty, { $($setter:ident : $ty:ty $(=> $convert:path)?),* $(,)? }) => {
         #[pyo3::pyclass(name = $py_name, module = "tessera", frozen)]
         pub struct $name {
             inner: std::sync::Mutex<$rust>,
@@ -70,7 +70,7 @@ macro_rules! py_builder {
 
             $(
                 fn $setter<'py>(slf: pyo3::Bound<'py, Self>, value: $ty) -> pyo3::PyResult<pyo3::Bound<'py, Self>> {
-                    Self::update(slf, |b| b.$setter(value))
+                    Self::update(slf, |b| b.$setter($($convert)?(value)))
                 }
             )*
 

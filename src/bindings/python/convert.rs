@@ -124,3 +124,59 @@ pub fn vector_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<f32>> {
         type_name(value)
     )))
 }
+
+/// A 2-D float32 / float64 array as a [`Matrix`]; TypeError for other dtypes,
+/// ValueError for other shapes.
+pub fn matrix_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<Matrix> {
+    if let Ok(array) = value.extract::<numpy::PyReadonlyArray2<'_, f32>>() {
+        let view = array.as_array();
+        let (rows, cols) = view.dim();
+        return Ok(Matrix {
+            rows,
+            cols,
+            data: view.iter().copied().collect(),
+        });
+    }
+    if let Ok(array) = value.extract::<numpy::PyReadonlyArray2<'_, f64>>() {
+        let view = array.as_array();
+        let (rows, cols) = view.dim();
+        return Ok(Matrix {
+            rows,
+            cols,
+            data: view.iter().map(|&v| v as f32).collect(),
+        });
+    }
+    if let Ok(array) = value.cast::<numpy::PyUntypedArray>() {
+        use numpy::PyUntypedArrayMethods;
+        if array.ndim() != 2 {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "{name} must be a 2-D (num_tokens, dim) array, got {} dimensions",
+                array.ndim()
+            )));
+        }
+        return Err(PyTypeError::new_err(format!(
+            "{name} must be a float32 or float64 array, not dtype {}",
+            array.dtype()
+        )));
+    }
+    Err(PyTypeError::new_err(format!(
+        "{name} must be a 2-D float NumPy array, not {}",
+        type_name(value)
+    )))
+}
+
+/// `__array__(dtype=None, copy=None)` over an array the object already holds: the same
+/// buffer unless a dtype change or a copy is asked for (NumPy 2 protocol).
+pub fn array_protocol<'py>(
+    array: &Bound<'py, PyAny>,
+    dtype: Option<&Bound<'py, PyAny>>,
+    copy: Option<bool>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let mut out = array.clone();
+    if let Some(dtype) = dtype.filter(|d| !d.is_none()) {
+        out = out.call_method1("astype", (dtype,))?;
+    } else if copy == Some(true) {
+        out = out.call_method0("copy")?;
+    }
+    Ok(out)
+}

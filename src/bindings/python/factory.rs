@@ -5,6 +5,7 @@ use pyo3::types::{PyDict, PyTuple};
 
 use super::convert::{detached, model_arg};
 use super::dense::PyDense;
+use super::multivector::PyMultiVector;
 use super::sparse::PySparse;
 use super::timeseries::PyTimeSeries;
 use crate::detect;
@@ -35,6 +36,7 @@ pub fn tessera_factory<'py>(
     let class = match paradigm {
         Paradigm::Dense => py.get_type::<PyDense>(),
         Paradigm::Sparse => py.get_type::<PySparse>(),
+        Paradigm::Multivector => py.get_type::<PyMultiVector>(),
         Paradigm::Timeseries => py.get_type::<PyTimeSeries>(),
         other => {
             return Err(TesseraError::load(

@@ -1,0 +1,401 @@
+//! `TesseraMultiVector` (ColBERT), its builder and `TokenEmbeddings`.
+
+use std::sync::Arc;
+
+use numpy::{PyArray1, PyArray2, PyArrayMethods};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyString};
+
+use super::builders::py_builder;
+use super::convert::{array_protocol, detached, matrix_arg, matrix_to_numpy, model_arg, text_arg, texts_arg, type_name};
+use super::device::{device_arg, dtype_arg};
+use super::quantization::{quantization_arg, PyQuantizationConfig, PyQuantizedEmbeddings};
+use crate::matrix::Matrix;
+use crate::paradigms::common::EncodeOptions;
+use crate::paradigms::multivector::{MultiVectorBuilder, MultiVectorEmbedder, TokenEmbeddings};
+use crate::quantization::QuantizationConfig;
+
+/// A text's token matrix with the token each row belongs to.
+#[pyclass(name = "TokenEmbeddings", module = "tessera", frozen)]
+pub struct PyTokenEmbeddings {
+    embeddings: Py<PyArray2<f32>>,
+    inner: TokenEmbeddings,
+}
+
+impl PyTokenEmbeddings {
+    fn wrap(py: Python<'_>, inner: TokenEmbeddings) -> PyResult<Self> {
+        let array = matrix_to_numpy(py, inner.embeddings.clone())?;
+        array.readwrite().make_nonwriteable();
+        Ok(PyTokenEmbeddings { embeddings: array.unbind(), inner })
+    }
+}
+
+#[pymethods]
+impl PyTokenEmbeddings {
+    /// `(num_tokens, dim)` float32, one row per token.
+    #[getter]
+    fn embeddings<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray2<f32>> {
+        self.embeddings.bind(py).clone()
+    }
+
+    #[getter]
+    fn text(&self) -> &str {
+        &self.inner.text
+    }
+
+    /// The token of each row, as stored in the vocabulary.
+    #[getter]
+    fn tokens(&self) -> Vec<String> {
+        self.inner.tokens.clone()
+    }
+
+    #[getter]
+    fn token_ids(&self) -> Vec<u32> {
+        self.inner.token_ids.clone()
+    }
+
+    #[getter]
+    fn num_tokens(&self) -> usize {
+        self.inner.num_tokens()
+    }
+
+    #[getter]
+    fn embedding_dim(&self) -> usize {
+        self.inner.embedding_dim()
+    }
+
+    #[getter]
+    fn shape(&self) -> (usize, usize) {
+        self.inner.shape()
+    }
+
+    #[pyo3(signature = (dtype=None, copy=None))]
+    fn __array__<'py>(
+        &self,
+        py: Python<'py>,
+        dtype: Option<&Bound<'py, PyAny>>,
+        copy: Option<bool>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        array_protocol(self.embeddings.bind(py).as_any(), dtype, copy)
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.num_tokens()
+    }
+
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
+        other.cast::<PyTokenEmbeddings>().is_ok_and(|o| o.get().inner == self.inner)
+    }
+
+    fn __repr__(&self) -> String {
+        let preview: String = self.inner.text.chars().take(40).collect();
+        format!(
+            "TokenEmbeddings(text={preview:?}, num_tokens={}, embedding_dim={})",
+            self.inner.num_tokens(),
+            self.inner.embedding_dim()
+        )
+    }
+}
+
+/// Late-interaction (ColBERT) embeddings: one vector per token, scored with MaxSim.
+#[pyclass(name = "TesseraMultiVector", module = "tessera", frozen)]
+pub struct PyMultiVector {
+    inner: Arc<MultiVectorEmbedder>,
+}
+
+#[pymethods]
+impl PyMultiVector {
+    #[new]
+    #[pyo3(signature = (model, *, device=None, dtype=None, revision=None, max_length=None, query_length=None, batch_size=None, dimension=None, quantization=None))]
+    #[allow(clippy::too_many_arguments)] // mirrors the builder's keyword options
+    fn new(
+        py: Python<'_>,
+        model: &Bound<'_, PyAny>,
+        device: Option<&Bound<'_, PyAny>>,
+        dtype: Option<&str>,
+        revision: Option<String>,
+        max_length: Option<usize>,
+        query_length: Option<usize>,
+        batch_size: Option<usize>,
+        dimension: Option<usize>,
+        quantization: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let mut builder = MultiVectorBuilder::new()
+            .model(model_arg(model)?)
+            .device(device_arg(device)?)
+            .dtype(dtype_arg(dtype)?);
+        if let Some(v) = revision {
+            builder = builder.revision(v);
+        }
+        if let Some(v) = max_length {
+            builder = builder.max_length(v);
+        }
+        if let Some(v) = query_length {
+            builder = builder.query_length(v);
+        }
+        if let Some(v) = batch_size {
+            builder = builder.batch_size(v);
+        }
+        if let Some(v) = dimension {
+            builder = builder.dimension(v);
+        }
+        if let Some(q) = quantization.filter(|q| !q.is_none()) {
+            builder = builder.quantization(quantization_arg(q)?);
+        }
+        Self::from_builder(py, builder)
+    }
+
+    #[staticmethod]
+    fn builder() -> PyMultiVectorBuilder {
+        PyMultiVectorBuilder::fresh()
+    }
+
+    /// A document's token matrix `(num_tokens, dim)`; `output="object"` gives a
+    /// `TokenEmbeddings` with the token strings.
+    #[pyo3(signature = (text, *, output="array"))]
+    fn encode<'py>(&self, py: Python<'py>, text: &Bound<'py, PyAny>, output: &str) -> PyResult<Bound<'py, PyAny>> {
+        self.encode_one(py, text, false, output)
+    }
+
+    /// A query's token matrix `(query_length, dim)`, expansion rows included.
+    #[pyo3(signature = (text, *, output="array"))]
+    fn encode_query<'py>(&self, py: Python<'py>, text: &Bound<'py, PyAny>, output: &str) -> PyResult<Bound<'py, PyAny>> {
+        self.encode_one(py, text, true, output)
+    }
+
+    /// A document's token matrix (punctuation rows dropped).
+    #[pyo3(signature = (text, *, output="array"))]
+    fn encode_document<'py>(&self, py: Python<'py>, text: &Bound<'py, PyAny>, output: &str) -> PyResult<Bound<'py, PyAny>> {
+        self.encode_one(py, text, false, output)
+    }
+
+    /// Token matrices of many texts (a list, one `(num_tokens, dim)` array per text).
+    #[pyo3(signature = (texts, is_query=false, *, batch_size=None, show_progress=false, output="array"))]
+    fn encode_batch<'py>(
+        &self,
+        py: Python<'py>,
+        texts: &Bound<'py, PyAny>,
+        is_query: bool,
+        batch_size: Option<usize>,
+        show_progress: bool,
+        output: &str,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let objects = output_is_object(output)?;
+        let texts = texts_arg(texts, "texts")?;
+        let options = EncodeOptions { batch_size, show_progress };
+        let model = Arc::clone(&self.inner);
+        let encoded = detached(py, move || {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            model.encode_batch_with_tokens(&refs, is_query, &options)
+        })?;
+        let list = PyList::empty(py);
+        for item in encoded {
+            if objects {
+                list.append(PyTokenEmbeddings::wrap(py, item)?)?;
+            } else {
+                list.append(matrix_to_numpy(py, item.embeddings)?)?;
+            }
+        }
+        Ok(list)
+    }
+
+    /// MaxSim: for each query row the best dot product over document rows, summed.
+    /// Arguments are token matrices, `TokenEmbeddings`, or texts (encoded as a query and a
+    /// document respectively).
+    #[pyo3(signature = (query, document))]
+    fn similarity(&self, py: Python<'_>, query: &Bound<'_, PyAny>, document: &Bound<'_, PyAny>) -> PyResult<f32> {
+        let q = self.matrix_of(py, query, true, "query")?;
+        let d = self.matrix_of(py, document, false, "document")?;
+        Ok(self.inner.similarity(&q, &d)?)
+    }
+
+    /// MaxSim scores `(len(queries), len(documents))`, computed in parallel in Rust.
+    #[pyo3(signature = (queries, documents))]
+    fn similarity_matrix<'py>(
+        &self,
+        py: Python<'py>,
+        queries: &Bound<'py, PyAny>,
+        documents: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let queries = self.matrices_of(py, queries, true, "queries")?;
+        let documents = self.matrices_of(py, documents, false, "documents")?;
+        let model = Arc::clone(&self.inner);
+        let scores = detached(py, move || model.similarity_matrix(&queries, &documents))?;
+        matrix_to_numpy(py, scores)
+    }
+
+    /// The `top_k` best documents for a query: `(indices, scores)`, best first.
+    #[pyo3(signature = (query, documents, top_k=10))]
+    fn rank<'py>(
+        &self,
+        py: Python<'py>,
+        query: &Bound<'py, PyAny>,
+        documents: &Bound<'py, PyAny>,
+        top_k: usize,
+    ) -> PyResult<(Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<f32>>)> {
+        let query = self.matrix_of(py, query, true, "query")?;
+        let documents = self.matrices_of(py, documents, false, "documents")?;
+        let model = Arc::clone(&self.inner);
+        let ranked = detached(py, move || model.rank(&query, &documents, top_k))?;
+        let (indices, scores): (Vec<i64>, Vec<f32>) = ranked.into_iter().map(|(i, s)| (i as i64, s)).unzip();
+        Ok((PyArray1::from_vec(py, indices), PyArray1::from_vec(py, scores)))
+    }
+
+    /// Quantizes a token matrix with this model's quantization (binary if none is set).
+    #[pyo3(signature = (embeddings))]
+    fn quantize(&self, py: Python<'_>, embeddings: &Bound<'_, PyAny>) -> PyResult<PyQuantizedEmbeddings> {
+        let matrix = matrix_arg(embeddings, "embeddings")?;
+        PyQuantizedEmbeddings::wrap(py, self.inner.quantize(&matrix)?)
+    }
+
+    /// Encodes and quantizes one text.
+    #[pyo3(signature = (text, is_query=false))]
+    fn encode_quantized(&self, py: Python<'_>, text: &Bound<'_, PyAny>, is_query: bool) -> PyResult<PyQuantizedEmbeddings> {
+        let text = text_arg(text, "text")?;
+        let model = Arc::clone(&self.inner);
+        let quantized = detached(py, move || model.encode_quantized(&text, is_query))?;
+        PyQuantizedEmbeddings::wrap(py, quantized)
+    }
+
+    /// MaxSim between quantized matrices (`1 - 2 * hamming / dim` per pair for binary).
+    #[pyo3(signature = (query, document))]
+    fn similarity_quantized(&self, query: &PyQuantizedEmbeddings, document: &PyQuantizedEmbeddings) -> PyResult<f32> {
+        Ok(self.inner.similarity_quantized(&query.inner, &document.inner)?)
+    }
+
+    fn dimension(&self) -> usize {
+        self.inner.dimension()
+    }
+
+    fn model(&self) -> String {
+        self.inner.model().to_string()
+    }
+
+    /// Tokens per query (expansion included).
+    fn query_length(&self) -> usize {
+        self.inner.query_length()
+    }
+
+    /// Most tokens per document.
+    fn document_length(&self) -> usize {
+        self.inner.document_length()
+    }
+
+    fn quantization(&self) -> PyQuantizationConfig {
+        PyQuantizationConfig { inner: self.inner.quantization() }
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "TesseraMultiVector(model={:?}, dimension={}, query_length={}, document_length={}, quantization={}, device={:?})",
+            self.inner.model(),
+            self.inner.dimension(),
+            self.inner.query_length(),
+            self.inner.document_length(),
+            self.inner.quantization(),
+            self.inner.device().location()
+        )
+    }
+}
+
+fn output_is_object(output: &str) -> PyResult<bool> {
+    match output {
+        "array" => Ok(false),
+        "object" => Ok(true),
+        other => Err(PyValueError::new_err(format!("output must be 'array' or 'object', not {other:?}"))),
+    }
+}
+
+impl PyMultiVector {
+    pub fn from_builder(py: Python<'_>, builder: MultiVectorBuilder) -> PyResult<Self> {
+        let inner = detached(py, move || builder.build())?;
+        Ok(PyMultiVector { inner: Arc::new(inner) })
+    }
+
+    fn encode_one<'py>(&self, py: Python<'py>, text: &Bound<'py, PyAny>, is_query: bool, output: &str) -> PyResult<Bound<'py, PyAny>> {
+        let objects = output_is_object(output)?;
+        let text = text_arg(text, "text")?;
+        let model = Arc::clone(&self.inner);
+        let mut encoded = detached(py, move || {
+            model.encode_batch_with_tokens(&[text.as_str()], is_query, &EncodeOptions::default())
+        })?;
+        let item = encoded.pop().ok_or_else(|| PyValueError::new_err("no output"))?;
+        if objects {
+            Ok(Bound::new(py, PyTokenEmbeddings::wrap(py, item)?)?.into_any())
+        } else {
+            Ok(matrix_to_numpy(py, item.embeddings)?.into_any())
+        }
+    }
+
+    fn matrix_of(&self, py: Python<'_>, value: &Bound<'_, PyAny>, is_query: bool, name: &str) -> PyResult<Matrix> {
+        if let Ok(tokens) = value.cast::<PyTokenEmbeddings>() {
+            return Ok(tokens.get().inner.embeddings.clone());
+        }
+        if value.is_instance_of::<PyString>() {
+            let text = text_arg(value, name)?;
+            let model = Arc::clone(&self.inner);
+            return detached(py, move || {
+                if is_query {
+                    model.encode_query(&text)
+                } else {
+                    model.encode_document(&text)
+                }
+            });
+        }
+        let matrix = matrix_arg(value, name)?;
+        if matrix.cols != self.inner.dimension() {
+            return Err(crate::error::TesseraError::DimensionMismatch {
+                expected: self.inner.dimension(),
+                actual: matrix.cols,
+            }
+            .into());
+        }
+        Ok(matrix)
+    }
+
+    fn matrices_of(&self, py: Python<'_>, value: &Bound<'_, PyAny>, is_query: bool, name: &str) -> PyResult<Vec<Matrix>> {
+        if value.is_instance_of::<PyString>() {
+            return Err(PyTypeError::new_err(format!("{name} must be a sequence, not a single str")));
+        }
+        let items: Vec<Bound<'_, PyAny>> = value
+            .try_iter()
+            .map_err(|_| PyTypeError::new_err(format!("{name} must be a sequence, not {}", type_name(value))))?
+            .collect::<PyResult<_>>()?;
+        if !items.is_empty() && items.iter().all(|i| i.is_instance_of::<PyString>()) {
+            let texts = texts_arg(value, name)?;
+            let model = Arc::clone(&self.inner);
+            return detached(py, move || {
+                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                model.encode_batch(&refs, is_query, &EncodeOptions::default())
+            });
+        }
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| self.matrix_of(py, item, is_query, &format!("{name}[{i}]")))
+            .collect()
+    }
+}
+
+/// A `quantization` builder argument: `QuantizationConfig` or its name.
+pub struct QuantizationSetting(QuantizationConfig);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for QuantizationSetting {
+    type Error = PyErr;
+
+    fn extract(obj: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        quantization_arg(&obj).map(QuantizationSetting)
+    }
+}
+
+fn quantization_setting(value: QuantizationSetting) -> QuantizationConfig {
+    value.0
+}
+
+py_builder!("TesseraMultiVectorBuilder", PyMultiVectorBuilder, MultiVectorBuilder, PyMultiVector, {
+    max_length: usize,
+    query_length: usize,
+    dimension: usize,
+    quantization: QuantizationSetting => quantization_setting,
+});
