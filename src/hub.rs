@@ -89,6 +89,16 @@ pub fn resolve(model: &str, options: &HubOptions) -> Result<ModelSource> {
         });
     }
     let spec = registry::find(trimmed);
+    if let Some(spec) = spec.filter(|s| !s.supported) {
+        return Err(TesseraError::load(
+            &spec.id,
+            format!(
+                "the '{}' architecture ({} paradigm) is not implemented in this version of \
+                 tessera yet; supported models are listed by tessera.list_models()",
+                spec.architecture, spec.paradigm
+            ),
+        ));
+    }
     let repo_id = match spec {
         Some(spec) => spec.huggingface_id.clone(),
         None if is_repo_id(trimmed) => trimmed.to_string(),

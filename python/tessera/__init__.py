@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from tessera._tessera import (
+    DenseEmbedding,
     Device,
     QuantizationConfig,
     QuantizedEmbeddings,
@@ -47,6 +48,7 @@ from tessera.exceptions import (
 
 __all__ = [
     "ConfigError",
+    "DenseEmbedding",
     "Device",
     "DeviceError",
     "DimensionMismatchError",

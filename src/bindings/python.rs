@@ -9,6 +9,7 @@ mod device;
 mod errors;
 mod factory;
 mod multivector;
+mod outputs;
 mod quantization;
 mod registry;
 mod sparse;
@@ -19,6 +20,7 @@ fn _tessera(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<device::PyDevice>()?;
     m.add_class::<dense::PyDense>()?;
+    m.add_class::<outputs::PyDenseEmbedding>()?;
     m.add_class::<dense::PyDenseBuilder>()?;
     m.add_class::<sparse::PySparse>()?;
     m.add_class::<sparse::PySparseBuilder>()?;

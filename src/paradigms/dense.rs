@@ -306,6 +306,12 @@ impl DenseEmbedder {
         self.encoder.tokenizer.encode_batch(texts, self.max_length)
     }
 
+    /// The token strings of a text as the model sees it.
+    pub fn token_strings(&self, text: &str) -> Result<Vec<String>> {
+        let ids = self.tokenize(&[text])?.pop().unwrap_or_default();
+        Ok(ids.into_iter().map(|id| self.encoder.tokenizer.id_to_token(id)).collect())
+    }
+
     /// Embeds texts with the query prefix (e.g. nomic's `search_query: `).
     pub fn encode_queries(&self, texts: &[&str], options: &EncodeOptions) -> Result<Matrix> {
         self.encode_prefixed(texts, self.query_prefix.as_deref(), options)

@@ -2,11 +2,13 @@
 
 use std::sync::Arc;
 
-use numpy::{PyArray1, PyArray2};
 use pyo3::prelude::*;
-use pyo3::types::PyString;
+use pyo3::types::{PyList, PyString};
 
-use super::convert::{detached, matrix_to_numpy, model_arg, text_arg, texts_arg, vector_arg, vector_to_numpy};
+use super::convert::{
+    detached, matrix_to_numpy, model_arg, output_is_object, text_arg, texts_arg, vector_arg, vector_to_numpy,
+};
+use super::outputs::PyDenseEmbedding;
 use super::builders::py_builder;
 use super::device::{device_arg, dtype_arg};
 use crate::paradigms::common::EncodeOptions;
@@ -71,35 +73,56 @@ impl PyDense {
         PyDenseBuilder::fresh()
     }
 
-    /// Embeds one text: an array of shape `(dim,)`.
-    #[pyo3(signature = (text))]
-    fn encode<'py>(&self, py: Python<'py>, text: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray1<f32>>> {
+    /// Embeds one text: an array of shape `(dim,)`, or a `DenseEmbedding` with the text
+    /// and its tokens when `output="object"`.
+    #[pyo3(signature = (text, *, output="array"))]
+    fn encode<'py>(&self, py: Python<'py>, text: &Bound<'py, PyAny>, output: &str) -> PyResult<Bound<'py, PyAny>> {
+        let objects = output_is_object(output)?;
         let text = text_arg(text, "text")?;
         let model = Arc::clone(&self.inner);
-        let vector = detached(py, move || model.encode(&text))?;
-        Ok(vector_to_numpy(py, vector))
+        let vector = detached(py, {
+            let text = text.clone();
+            move || model.encode(&text)
+        })?;
+        if objects {
+            let tokens = self.inner.token_strings(&text)?;
+            Ok(Bound::new(py, PyDenseEmbedding::wrap(py, vector, Some(text), Some(tokens)))?.into_any())
+        } else {
+            Ok(vector_to_numpy(py, vector).into_any())
+        }
     }
 
-    /// Embeds many texts: an array of shape `(n, dim)`.
-    #[pyo3(signature = (texts, *, batch_size=None, show_progress=false))]
+    /// Embeds many texts: an array of shape `(n, dim)` (rows in input order), or a list
+    /// of `DenseEmbedding` when `output="object"`.
+    #[pyo3(signature = (texts, *, batch_size=None, show_progress=false, output="array"))]
     fn encode_batch<'py>(
         &self,
         py: Python<'py>,
         texts: &Bound<'py, PyAny>,
         batch_size: Option<usize>,
         show_progress: bool,
-    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        output: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let objects = output_is_object(output)?;
         let texts = texts_arg(texts, "texts")?;
         let options = EncodeOptions {
             batch_size,
             show_progress,
         };
         let model = Arc::clone(&self.inner);
-        let matrix = detached(py, move || {
+        let (matrix, texts) = detached(py, move || {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            model.encode_batch(&refs, &options)
+            model.encode_batch(&refs, &options).map(|m| (m, texts))
         })?;
-        matrix_to_numpy(py, matrix)
+        if !objects {
+            return Ok(matrix_to_numpy(py, matrix)?.into_any());
+        }
+        let list = PyList::empty(py);
+        for (row, text) in matrix.iter_rows().zip(texts) {
+            let tokens = self.inner.token_strings(&text)?;
+            list.append(PyDenseEmbedding::wrap(py, row.to_vec(), Some(text), Some(tokens)))?;
+        }
+        Ok(list.into_any())
     }
 
     /// Embeds query text(s) with the model's query prefix: `(dim,)` for a str,

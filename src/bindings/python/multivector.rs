@@ -8,7 +8,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString};
 
 use super::builders::py_builder;
-use super::convert::{array_protocol, detached, matrix_arg, matrix_to_numpy, model_arg, text_arg, texts_arg, type_name};
+use super::convert::{
+    array_protocol, detached, matrix_arg, matrix_to_numpy, model_arg, output_is_object, text_arg, texts_arg,
+    type_name,
+};
 use super::device::{device_arg, dtype_arg};
 use super::quantization::{quantization_arg, PyQuantizationConfig, PyQuantizedEmbeddings};
 use crate::matrix::Matrix;
@@ -33,6 +36,41 @@ impl PyTokenEmbeddings {
 
 #[pymethods]
 impl PyTokenEmbeddings {
+    #[new]
+    #[pyo3(signature = (embeddings, text=String::new(), tokens=None, token_ids=None))]
+    fn new(
+        py: Python<'_>,
+        embeddings: &Bound<'_, PyAny>,
+        text: String,
+        tokens: Option<Vec<String>>,
+        token_ids: Option<Vec<u32>>,
+    ) -> PyResult<Self> {
+        let embeddings = matrix_arg(embeddings, "embeddings")?;
+        let rows = embeddings.rows;
+        let tokens = tokens.unwrap_or_default();
+        let token_ids = token_ids.unwrap_or_default();
+        for (name, len) in [("tokens", tokens.len()), ("token_ids", token_ids.len())] {
+            if len != 0 && len != rows {
+                return Err(PyValueError::new_err(format!("{name} has {len} entries for {rows} rows")));
+            }
+        }
+        Self::wrap(py, TokenEmbeddings { text, embeddings, token_ids, tokens })
+    }
+
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+        let py = slf.py();
+        let this = slf.get();
+        let args = (
+            this.embeddings.bind(py).clone(),
+            this.inner.text.clone(),
+            this.inner.tokens.clone(),
+            this.inner.token_ids.clone(),
+        )
+            .into_pyobject(py)?
+            .into_any();
+        Ok((slf.get_type().into_any(), args))
+    }
+
     /// `(num_tokens, dim)` float32, one row per token.
     #[getter]
     fn embeddings<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray2<f32>> {
@@ -296,14 +334,6 @@ impl PyMultiVector {
             self.inner.quantization(),
             self.inner.device().location()
         )
-    }
-}
-
-fn output_is_object(output: &str) -> PyResult<bool> {
-    match output {
-        "array" => Ok(false),
-        "object" => Ok(true),
-        other => Err(PyValueError::new_err(format!("output must be 'array' or 'object', not {other:?}"))),
     }
 }
 

@@ -105,6 +105,43 @@ impl PyQuantizedEmbeddings {
 
 #[pymethods]
 impl PyQuantizedEmbeddings {
+    /// Rebuilds quantized embeddings from their parts (as `data`, `original_dim`,
+    /// `precision` and `scales` return them).
+    #[new]
+    #[pyo3(signature = (data, original_dim, precision, scales=None))]
+    fn new(
+        py: Python<'_>,
+        data: numpy::PyReadonlyArray2<'_, u8>,
+        original_dim: usize,
+        precision: &Bound<'_, PyAny>,
+        scales: Option<Vec<f32>>,
+    ) -> PyResult<Self> {
+        let view = data.as_array();
+        let num_tokens = view.nrows();
+        let inner = QuantizedEmbeddings::from_parts(
+            quantization_arg(precision)?,
+            original_dim,
+            num_tokens,
+            view.iter().copied().collect(),
+            scales.unwrap_or_default(),
+        )?;
+        Self::wrap(py, inner)
+    }
+
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+        let py = slf.py();
+        let this = slf.get();
+        let args = (
+            this.data.bind(py).clone(),
+            this.inner.original_dim(),
+            this.inner.precision().as_str(),
+            this.inner.scales().to_vec(),
+        )
+            .into_pyobject(py)?
+            .into_any();
+        Ok((slf.get_type().into_any(), args))
+    }
+
     /// The stored bytes, `(num_tokens, bytes_per_token)` uint8.
     #[getter]
     fn data<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray2<u8>> {

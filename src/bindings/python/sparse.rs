@@ -131,6 +131,20 @@ impl PySparseEmbedding {
         self.vector.len()
     }
 
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+        let py = slf.py();
+        let this = slf.get();
+        let indices: Vec<i64> = this.vector.indices.iter().map(|&i| i64::from(i)).collect();
+        let args = (
+            PyArray1::from_vec(py, indices),
+            PyArray1::from_vec(py, this.vector.values.clone()),
+            this.vector.vocab_size,
+        )
+            .into_pyobject(py)?
+            .into_any();
+        Ok((slf.get_type().into_any(), args))
+    }
+
     fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
         other
             .cast::<PySparseEmbedding>()

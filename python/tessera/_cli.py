@@ -1,0 +1,251 @@
+"""The ``tessera`` command line: list models, inspect one, encode files, forecast CSVs.
+
+Errors print one line on stderr and exit non-zero; an output file is written whole or
+not at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import tessera
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except (tessera.TesseraError, OSError, ValueError, TypeError, ImportError) as error:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        print(f"tessera: error: {message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("tessera: interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tessera", description="Local embedding and forecasting models."
+    )
+    parser.add_argument("--version", action="version", version=f"tessera {tessera.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    models = sub.add_parser("models", help="list the model registry")
+    models.add_argument("--paradigm", choices=["dense", "multivector", "sparse", "vision", "timeseries"])
+    models.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    models.set_defaults(run=run_models)
+
+    info = sub.add_parser("info", help="describe a model (registry id, repo id or directory)")
+    info.add_argument("model")
+    info.set_defaults(run=run_info)
+
+    encode = sub.add_parser("encode", help="embed the texts of a .txt or .jsonl file")
+    encode.add_argument("--model", required=True)
+    encode.add_argument("--input", required=True, type=Path, help=".txt (one text per line) or .jsonl")
+    encode.add_argument("--output", required=True, type=Path, help=".npy, .npz or .parquet")
+    encode.add_argument("--field", default="text", help="JSONL field holding the text (default: text)")
+    encode.add_argument("--batch-size", type=int, default=None)
+    encode.add_argument("--query", action="store_true", help="encode as queries (prefix / query side)")
+    encode.add_argument("--device", default=None)
+    encode.set_defaults(run=run_encode)
+
+    forecast = sub.add_parser("forecast", help="forecast every column of a CSV file")
+    forecast.add_argument("--model", required=True)
+    forecast.add_argument("--input", required=True, type=Path, help="CSV, one series per column")
+    forecast.add_argument("--horizon", type=int, default=None, help="steps to forecast")
+    forecast.add_argument("--output", type=Path, default=None, help="CSV to write (default: stdout)")
+    forecast.add_argument("--device", default=None)
+    forecast.set_defaults(run=run_forecast)
+    return parser
+
+
+def run_models(args: argparse.Namespace) -> int:
+    models = tessera.list_models(args.paradigm)
+    if args.json:
+        print(json.dumps(models, indent=2, ensure_ascii=False))
+        return 0
+    rows = [
+        (m["id"], m["paradigm"], str(m.get("dimension") or ""), m["parameters"], "yes" if m["supported"] else "not yet", m["huggingface_id"])
+        for m in models
+    ]
+    header = ("id", "paradigm", "dim", "params", "runs", "huggingface id")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    entry = next(
+        (m for m in tessera.list_models() if args.model.lower() in (m["id"].lower(), m["huggingface_id"].lower())),
+        None,
+    )
+    if entry is not None:
+        for key, value in entry.items():
+            if value not in (None, [], ""):
+                print(f"{key}: {value}")
+        return 0
+    model = tessera.Tessera(args.model)
+    print(repr(model))
+    return 0
+
+
+def read_texts(path: Path, field: str) -> list[str]:
+    if not path.is_file():
+        raise FileNotFoundError(f"input file not found: {path}")
+    suffix = path.suffix.lower()
+    with path.open(encoding="utf-8") as handle:
+        if suffix == ".jsonl":
+            texts = []
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                record = json.loads(line)
+                text = record if isinstance(record, str) else record.get(field) if isinstance(record, dict) else None
+                if not isinstance(text, str):
+                    raise ValueError(f"{path}:{number}: no string field '{field}'")
+                texts.append(text)
+            return texts
+        if suffix == ".txt":
+            return [line.rstrip("\n") for line in handle]
+    raise ValueError(f"unsupported input format '{suffix}': use .txt or .jsonl")
+
+
+@contextmanager
+def atomic_output(path: Path) -> Iterator[Path]:
+    """A temporary path in the output's folder, renamed onto `path` only on success."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"output directory does not exist: {folder}")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=folder)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def run_encode(args: argparse.Namespace) -> int:
+    suffix = args.output.suffix.lower()
+    if suffix not in (".npy", ".npz", ".parquet"):
+        raise ValueError(f"unsupported output format '{suffix}': use .npy, .npz or .parquet")
+    if not (args.output.parent if str(args.output.parent) else Path(".")).is_dir():
+        raise FileNotFoundError(f"output directory does not exist: {args.output.parent}")
+    texts = read_texts(args.input, args.field)
+    options: dict[str, Any] = {} if args.device is None else {"device": args.device}
+    model = tessera.Tessera(args.model, **options)
+    arrays = encode_texts(model, texts, args.batch_size, args.query)
+    with atomic_output(args.output) as tmp:
+        write_arrays(tmp, suffix, texts, arrays)
+    print(f"wrote {len(texts)} embeddings to {args.output}", file=sys.stderr)
+    return 0
+
+
+def encode_texts(model: Any, texts: list[str], batch_size: int | None, query: bool) -> dict[str, np.ndarray]:
+    if isinstance(model, tessera.TesseraDense):
+        encode = model.encode_query if query else model.encode_batch
+        return {"embeddings": np.asarray(encode(texts, batch_size=batch_size, show_progress=True))}
+    if isinstance(model, tessera.TesseraMultiVector):
+        matrices = model.encode_batch(texts, is_query=query, batch_size=batch_size, show_progress=True)
+        offsets = np.cumsum([0] + [len(m) for m in matrices]).astype(np.int64)
+        data = np.concatenate(matrices) if matrices else np.zeros((0, model.dimension()), np.float32)
+        return {"embeddings": data, "offsets": offsets}
+    if isinstance(model, tessera.TesseraSparse):
+        vectors = model.encode_batch(texts, batch_size=batch_size, show_progress=True)
+        offsets = np.cumsum([0] + [len(v) for v in vectors]).astype(np.int64)
+        return {
+            "indices": np.concatenate([v.indices for v in vectors]) if vectors else np.zeros(0, np.int32),
+            "values": np.concatenate([v.values for v in vectors]) if vectors else np.zeros(0, np.float32),
+            "offsets": offsets,
+            "vocab_size": np.array(model.vocab_size(), dtype=np.int64),
+        }
+    raise ValueError(f"{model.model()} is not a text embedding model")
+
+
+def write_arrays(path: Path, suffix: str, texts: list[str], arrays: dict[str, np.ndarray]) -> None:
+    if suffix == ".npz":
+        np.savez(path, **arrays)
+    elif suffix == ".npy":
+        if set(arrays) != {"embeddings"}:
+            raise ValueError("this model's output is ragged: write .npz (data + offsets) instead of .npy")
+        with path.open("wb") as handle:
+            np.save(handle, arrays["embeddings"])
+    else:
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError as error:
+            raise ImportError("writing .parquet needs pyarrow: pip install pyarrow") from error
+        if set(arrays) != {"embeddings"}:
+            raise ValueError("parquet output is for dense models; write .npz for ragged outputs")
+        table = pa.table({"text": texts, "embedding": list(arrays["embeddings"])})
+        pq.write_table(table, path)
+
+
+def read_series(path: Path) -> tuple[list[str], list[np.ndarray]]:
+    if not path.is_file():
+        raise FileNotFoundError(f"input file not found: {path}")
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    if len(rows) < 2:
+        raise ValueError(f"{path}: expected a header row and at least one value row")
+    names, values = rows[0], rows[1:]
+    columns: list[list[float]] = [[] for _ in names]
+    for number, row in enumerate(values, start=2):
+        for column, cell in enumerate(row[: len(names)]):
+            cell = cell.strip()
+            try:
+                columns[column].append(float(cell) if cell else math.nan)
+            except ValueError:
+                raise ValueError(f"{path}:{number}: '{cell}' is not a number") from None
+    series = [np.array(c, dtype=np.float64) for c in columns]
+    # leading empty cells of shorter series are padding, not observations
+    trimmed = [s[np.argmax(~np.isnan(s)) :] if (~np.isnan(s)).any() else s for s in series]
+    return names, trimmed
+
+
+def run_forecast(args: argparse.Namespace) -> int:
+    names, series = read_series(args.input)
+    options: dict[str, Any] = {} if args.device is None else {"device": args.device}
+    model = tessera.TesseraTimeSeries(args.model, **options)
+    quantiles = model.forecast_quantiles(series, prediction_length=args.horizon)
+    median = model.forecast(series, prediction_length=args.horizon)
+    levels = model.quantiles()
+    header = ["series", "step", "median", *[f"q{level:g}" for level in levels]]
+    rows = [
+        [name, step + 1, f"{median[i, step]:.6g}", *[f"{v:.6g}" for v in quantiles[i, step]]]
+        for i, name in enumerate(names)
+        for step in range(median.shape[1])
+    ]
+    if args.output is None:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(header)
+        writer.writerows(rows)
+        return 0
+    with atomic_output(args.output) as tmp:
+        with tmp.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            writer.writerows(rows)
+    print(f"wrote {len(names)} forecasts to {args.output}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
