@@ -51,6 +51,7 @@ __version__: str
 
 __all__ = [
     "ConfigError",
+    "DenseEmbedding",
     "Device",
     "DeviceError",
     "DimensionMismatchError",
@@ -62,6 +63,7 @@ __all__ = [
     "QuantizationError",
     "QuantizedEmbeddings",
     "SparseEmbedding",
+    "TensorError",
     "Tessera",
     "TesseraDense",
     "TesseraDenseBuilder",
@@ -73,7 +75,6 @@ __all__ = [
     "TesseraSparseBuilder",
     "TesseraTimeSeries",
     "TesseraTimeSeriesBuilder",
-    "TensorError",
     "TokenEmbeddings",
     "TokenizationError",
     "UnsupportedDimensionError",
@@ -84,7 +85,7 @@ __all__ = [
     "quantize_embeddings",
 ]
 
-_ModelName = Union[str, os.PathLike[str]]
+_ModelName = str | os.PathLike[str]
 _DeviceLike = Union["Device", str]
 _DType = Literal["f32", "f16", "bf16", "float32", "float16", "bfloat16"]
 _F32Vector = npt.NDArray[np.float32]
@@ -114,7 +115,9 @@ def available_devices() -> list[str]:
 def list_models(paradigm: str | None = None) -> list[dict[str, Any]]:
     """The model registry, optionally filtered by paradigm."""
 
-def Tessera(model: _ModelName, **options: Any) -> TesseraDense | TesseraMultiVector | TesseraSparse | TesseraTimeSeries:
+def Tessera(
+    model: _ModelName, **options: Any
+) -> TesseraDense | TesseraMultiVector | TesseraSparse | TesseraTimeSeries:
     """The embedder for ``model``'s paradigm (registry id, repo id or directory)."""
 
 @final
@@ -137,10 +140,28 @@ class TesseraDense:
     ) -> TesseraDense: ...
     @staticmethod
     def builder() -> TesseraDenseBuilder: ...
-    def encode(self, text: str) -> _F32Vector: ...
+    @overload
+    def encode(self, text: str, *, output: Literal["array"] = "array") -> _F32Vector: ...
+    @overload
+    def encode(self, text: str, *, output: Literal["object"]) -> DenseEmbedding: ...
+    @overload
     def encode_batch(
-        self, texts: Iterable[str], *, batch_size: int | None = None, show_progress: bool = False
+        self,
+        texts: Iterable[str],
+        *,
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        output: Literal["array"] = "array",
     ) -> _F32Matrix: ...
+    @overload
+    def encode_batch(
+        self,
+        texts: Iterable[str],
+        *,
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        output: Literal["object"],
+    ) -> list[DenseEmbedding]: ...
     @overload
     def encode_query(
         self, text: str, *, batch_size: int | None = None, show_progress: bool = False
@@ -157,9 +178,7 @@ class TesseraDense:
     def encode_document(
         self, text: Sequence[str], *, batch_size: int | None = None, show_progress: bool = False
     ) -> _F32Matrix: ...
-    def similarity(
-        self, a: str | npt.ArrayLike, b: str | npt.ArrayLike
-    ) -> float: ...
+    def similarity(self, a: str | npt.ArrayLike, b: str | npt.ArrayLike) -> float: ...
     def dimension(self) -> int: ...
     def model(self) -> str: ...
     def max_length(self) -> int: ...
@@ -279,7 +298,7 @@ class TesseraSparseBuilder:
     def document_prefix(self, value: str) -> TesseraSparseBuilder: ...
     def build(self) -> TesseraSparse: ...
 
-_Context = Union[npt.ArrayLike, Sequence[npt.ArrayLike]]
+_Context = npt.ArrayLike | Sequence[npt.ArrayLike]
 
 @final
 class TesseraTimeSeries:
@@ -346,6 +365,13 @@ class QuantizationConfig:
 class QuantizedEmbeddings:
     """A quantized token matrix; ``data`` is ``(num_tokens, bytes_per_token)`` uint8."""
 
+    def __new__(
+        cls,
+        data: npt.NDArray[np.uint8],
+        original_dim: int,
+        precision: _Quantization,
+        scales: list[float] | None = None,
+    ) -> QuantizedEmbeddings: ...
     @property
     def data(self) -> npt.NDArray[np.uint8]: ...
     @property
@@ -371,6 +397,13 @@ class QuantizedEmbeddings:
 class TokenEmbeddings:
     """A text's token matrix with the token each row belongs to."""
 
+    def __new__(
+        cls,
+        embeddings: npt.NDArray[np.floating[Any]],
+        text: str | None = None,
+        tokens: list[str] | None = None,
+        token_ids: list[int] | None = None,
+    ) -> TokenEmbeddings: ...
     @property
     def embeddings(self) -> _F32Matrix: ...
     @property
@@ -492,3 +525,25 @@ class TesseraMultiVectorBuilder:
     def dimension(self, value: int) -> TesseraMultiVectorBuilder: ...
     def quantization(self, value: _Quantization) -> TesseraMultiVectorBuilder: ...
     def build(self) -> TesseraMultiVector: ...
+
+@final
+class DenseEmbedding:
+    """A dense vector with the text it came from and the tokens the model saw."""
+
+    def __new__(
+        cls,
+        embedding: npt.NDArray[np.float32],
+        text: str | None = None,
+        tokens: list[str] | None = None,
+    ) -> DenseEmbedding: ...
+    @property
+    def embedding(self) -> _F32Vector: ...
+    @property
+    def dim(self) -> int: ...
+    @property
+    def text(self) -> str | None: ...
+    @property
+    def tokens(self) -> list[str] | None: ...
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> npt.NDArray[Any]: ...
+    def __len__(self) -> int: ...
+    def __eq__(self, other: object, /) -> bool: ...

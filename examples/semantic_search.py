@@ -1,7 +1,7 @@
 """Semantic search over a small corpus with a dense embedding model.
 
-    python examples/semantic_search.py                       # registry id (hub or cache)
-    python examples/semantic_search.py --model ./my-minilm   # a local directory
+python examples/semantic_search.py                       # registry id (hub or cache)
+python examples/semantic_search.py --model ./my-minilm   # a local directory
 """
 
 from __future__ import annotations
@@ -39,7 +39,9 @@ QUERIES = [
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="all-minilm-l6-v2", help="registry id, repo id or directory")
+    parser.add_argument(
+        "--model", default="all-minilm-l6-v2", help="registry id, repo id or directory"
+    )
     parser.add_argument("--top-k", type=int, default=3)
     args = parser.parse_args()
 

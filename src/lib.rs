@@ -18,6 +18,7 @@ pub mod quantization;
 pub mod registry;
 pub mod similarity;
 pub mod text;
+pub mod vision;
 
 #[cfg(feature = "python")]
 pub mod bindings;
@@ -32,3 +33,5 @@ pub use paradigms::sparse::{SparseBuilder, SparseEmbedder, SparseVector};
 pub use paradigms::multivector::{ColbertLayout, MultiVectorBuilder, MultiVectorEmbedder, TokenEmbeddings};
 pub use quantization::{quantize, quantize_embeddings, Precision, QuantizationConfig, QuantizedArray, QuantizedEmbeddings};
 pub use paradigms::timeseries::{Forecast, SeriesEmbeddings, TimeSeriesBuilder, TimeSeriesForecaster};
+pub use paradigms::vision::{VisionBuilder, VisionEmbedder};
+pub use vision::{ImageInput, MAX_IMAGE_PIXELS};

@@ -33,19 +33,20 @@ ROOT = Path(__file__).resolve().parents[2]
 # Corpus (mirror of benches/corpus/mod.rs — keep the two in step)
 # --------------------------------------------------------------------------------------
 
-WORDS: tuple[str, ...] = (
-    "the", "of", "and", "to", "in", "a", "is", "that", "for", "it", "as", "was", "with", "be", "by", "on",
-    "not", "he", "this", "are", "or", "his", "from", "at", "which", "but", "have", "an", "had", "they",
-    "you", "were", "their", "one", "all", "we", "can", "her", "has", "there", "been", "if", "more", "when",
-    "will", "would", "who", "so", "no", "model", "embedding", "vector", "search", "retrieval", "query",
-    "document", "neural", "network", "language", "sentence", "token", "attention", "layer", "training",
-    "river", "mountain", "city", "market", "history", "science", "music", "garden", "weather", "ocean",
-    "computer", "library", "science", "protein", "economy", "election", "football", "recipe", "travel",
-    "quickly", "slowly", "beautiful", "ancient", "modern", "important", "different", "several", "between",
-    "through", "because", "however", "although", "during", "without", "against", "children", "government",
-    "university", "research", "information", "development", "community", "environment", "technology",
-    "Paris", "London", "Tokyo", "Berlin", "2024", "42", "e-mail", "state-of-the-art", "COVID-19", "naïve",
-)  # fmt: skip
+WORDS: tuple[str, ...] = tuple(
+    """
+    the of and to in a is that for it as was with be by on not he this are or his from
+    at which but have an had they you were their one all we can her has there been if
+    more when will would who so no model embedding vector search retrieval query
+    document neural network language sentence token attention layer training river
+    mountain city market history science music garden weather ocean computer library
+    science protein economy election football recipe travel quickly slowly beautiful
+    ancient modern important different several between through because however although
+    during without against children government university research information
+    development community environment technology Paris London Tokyo Berlin 2024 42
+    e-mail state-of-the-art COVID-19 naïve
+    """.split()
+)
 
 _MASK64 = (1 << 64) - 1
 _SEED = 0x5EED_7E55_E7A0
@@ -316,10 +317,10 @@ def print_table(title: str, results: Sequence[Result]) -> None:
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
     print()
     print(title)
-    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
     print("  ".join("-" * w for w in widths))
     for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     print("(throughput: median over interleaved repeats, min-max in parentheses)")
 
 

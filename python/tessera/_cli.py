@@ -45,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     models = sub.add_parser("models", help="list the model registry")
-    models.add_argument("--paradigm", choices=["dense", "multivector", "sparse", "vision", "timeseries"])
+    models.add_argument(
+        "--paradigm", choices=["dense", "multivector", "sparse", "vision", "timeseries"]
+    )
     models.add_argument("--json", action="store_true", help="print JSON instead of a table")
     models.set_defaults(run=run_models)
 
@@ -55,11 +57,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     encode = sub.add_parser("encode", help="embed the texts of a .txt or .jsonl file")
     encode.add_argument("--model", required=True)
-    encode.add_argument("--input", required=True, type=Path, help=".txt (one text per line) or .jsonl")
+    encode.add_argument(
+        "--input", required=True, type=Path, help=".txt (one text per line) or .jsonl"
+    )
     encode.add_argument("--output", required=True, type=Path, help=".npy, .npz or .parquet")
-    encode.add_argument("--field", default="text", help="JSONL field holding the text (default: text)")
+    encode.add_argument(
+        "--field", default="text", help="JSONL field holding the text (default: text)"
+    )
     encode.add_argument("--batch-size", type=int, default=None)
-    encode.add_argument("--query", action="store_true", help="encode as queries (prefix / query side)")
+    encode.add_argument(
+        "--query", action="store_true", help="encode as queries (prefix / query side)"
+    )
     encode.add_argument("--device", default=None)
     encode.set_defaults(run=run_encode)
 
@@ -67,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     forecast.add_argument("--model", required=True)
     forecast.add_argument("--input", required=True, type=Path, help="CSV, one series per column")
     forecast.add_argument("--horizon", type=int, default=None, help="steps to forecast")
-    forecast.add_argument("--output", type=Path, default=None, help="CSV to write (default: stdout)")
+    forecast.add_argument(
+        "--output", type=Path, default=None, help="CSV to write (default: stdout)"
+    )
     forecast.add_argument("--device", default=None)
     forecast.set_defaults(run=run_forecast)
     return parser
@@ -79,7 +89,14 @@ def run_models(args: argparse.Namespace) -> int:
         print(json.dumps(models, indent=2, ensure_ascii=False))
         return 0
     rows = [
-        (m["id"], m["paradigm"], str(m.get("dimension") or ""), m["parameters"], "yes" if m["supported"] else "not yet", m["huggingface_id"])
+        (
+            m["id"],
+            m["paradigm"],
+            str(m.get("dimension") or ""),
+            m["parameters"],
+            "yes" if m["supported"] else "not yet",
+            m["huggingface_id"],
+        )
         for m in models
     ]
     header = ("id", "paradigm", "dim", "params", "runs", "huggingface id")
@@ -91,7 +108,11 @@ def run_models(args: argparse.Namespace) -> int:
 
 def run_info(args: argparse.Namespace) -> int:
     entry = next(
-        (m for m in tessera.list_models() if args.model.lower() in (m["id"].lower(), m["huggingface_id"].lower())),
+        (
+            m
+            for m in tessera.list_models()
+            if args.model.lower() in (m["id"].lower(), m["huggingface_id"].lower())
+        ),
         None,
     )
     if entry is not None:
@@ -115,7 +136,13 @@ def read_texts(path: Path, field: str) -> list[str]:
                 if not line.strip():
                     continue
                 record = json.loads(line)
-                text = record if isinstance(record, str) else record.get(field) if isinstance(record, dict) else None
+                text = (
+                    record
+                    if isinstance(record, str)
+                    else record.get(field)
+                    if isinstance(record, dict)
+                    else None
+                )
                 if not isinstance(text, str):
                     raise ValueError(f"{path}:{number}: no string field '{field}'")
                 texts.append(text)
@@ -157,21 +184,31 @@ def run_encode(args: argparse.Namespace) -> int:
     return 0
 
 
-def encode_texts(model: Any, texts: list[str], batch_size: int | None, query: bool) -> dict[str, np.ndarray]:
+def encode_texts(
+    model: Any, texts: list[str], batch_size: int | None, query: bool
+) -> dict[str, np.ndarray]:
     if isinstance(model, tessera.TesseraDense):
         encode = model.encode_query if query else model.encode_batch
         return {"embeddings": np.asarray(encode(texts, batch_size=batch_size, show_progress=True))}
     if isinstance(model, tessera.TesseraMultiVector):
-        matrices = model.encode_batch(texts, is_query=query, batch_size=batch_size, show_progress=True)
+        matrices = model.encode_batch(
+            texts, is_query=query, batch_size=batch_size, show_progress=True
+        )
         offsets = np.cumsum([0] + [len(m) for m in matrices]).astype(np.int64)
-        data = np.concatenate(matrices) if matrices else np.zeros((0, model.dimension()), np.float32)
+        data = (
+            np.concatenate(matrices) if matrices else np.zeros((0, model.dimension()), np.float32)
+        )
         return {"embeddings": data, "offsets": offsets}
     if isinstance(model, tessera.TesseraSparse):
         vectors = model.encode_batch(texts, batch_size=batch_size, show_progress=True)
         offsets = np.cumsum([0] + [len(v) for v in vectors]).astype(np.int64)
         return {
-            "indices": np.concatenate([v.indices for v in vectors]) if vectors else np.zeros(0, np.int32),
-            "values": np.concatenate([v.values for v in vectors]) if vectors else np.zeros(0, np.float32),
+            "indices": np.concatenate([v.indices for v in vectors])
+            if vectors
+            else np.zeros(0, np.int32),
+            "values": np.concatenate([v.values for v in vectors])
+            if vectors
+            else np.zeros(0, np.float32),
             "offsets": offsets,
             "vocab_size": np.array(model.vocab_size(), dtype=np.int64),
         }
@@ -183,7 +220,9 @@ def write_arrays(path: Path, suffix: str, texts: list[str], arrays: dict[str, np
         np.savez(path, **arrays)
     elif suffix == ".npy":
         if set(arrays) != {"embeddings"}:
-            raise ValueError("this model's output is ragged: write .npz (data + offsets) instead of .npy")
+            raise ValueError(
+                "this model's output is ragged: write .npz (data + offsets) instead of .npy"
+            )
         with path.open("wb") as handle:
             np.save(handle, arrays["embeddings"])
     else:

@@ -321,10 +321,10 @@ struct HeadShape {
 /// Buffers one thread reuses across the heads of a text.
 #[derive(Default)]
 struct Scratch {
-    /// A block of queries transposed, `[head_dim, QUERY_BLOCK]`.
-    queries_t: Vec<f32>,
-    /// Scores, then probabilities, of a block of queries, `[padded keys, QUERY_BLOCK]`.
-    probs_t: Vec<f32>,
+    /// A block of queries, `[QUERY_BLOCK, head_dim]`.
+    queries: Vec<f32>,
+    /// Scores, then probabilities, of a block of queries, `[QUERY_BLOCK, padded keys]`.
+    probs: Vec<f32>,
 }
 
 /// Query rows per register block of the attention kernel.
@@ -333,22 +333,67 @@ const QUERY_BLOCK: usize = 4;
 /// eight independent accumulators, enough to hide the latency of the multiply-adds.
 const LANES: usize = 16;
 
-/// `a^T b` for one register block: `a` is `[k, QUERY_BLOCK]`, `b` has `k` rows of
-/// `stride` floats whose first `LANES` are used; returns `[QUERY_BLOCK][LANES]`.
+/// `a b` for one register block: `a` holds [`QUERY_BLOCK`] rows of `k` values, `a_stride`
+/// apart; `b` has `k` rows, `b_stride` apart, of which the first [`LANES`] columns are
+/// used. Returns `[QUERY_BLOCK][LANES]`.
 #[inline(always)]
-fn block_product<const FMA: bool>(a: &[f32], b: &[f32], stride: usize, k: usize) -> [[f32; LANES]; QUERY_BLOCK] {
+fn block_product<const FMA: bool>(
+    a: &[f32],
+    a_stride: usize,
+    b: &[f32],
+    b_stride: usize,
+    k: usize,
+) -> [[f32; LANES]; QUERY_BLOCK] {
     let mut acc = [[0f32; LANES]; QUERY_BLOCK];
-    for (p, a_col) in a.chunks_exact(QUERY_BLOCK).take(k).enumerate() {
-        let Some(b_row) = b[p * stride..].first_chunk::<LANES>() else {
+    let a_rows: [&[f32]; QUERY_BLOCK] = std::array::from_fn(|r| &a[r * a_stride..r * a_stride + k]);
+    for p in 0..k {
+        let Some(b_row) = b[p * b_stride..].first_chunk::<LANES>() else {
             break;
         };
-        for (acc_row, a) in acc.iter_mut().zip(a_col) {
+        for (acc_row, a_row) in acc.iter_mut().zip(&a_rows) {
+            let a = a_row[p];
             for (c, b) in acc_row.iter_mut().zip(b_row) {
-                *c = madd::<FMA>(*a, *b, *c);
+                *c = madd::<FMA>(a, *b, *c);
             }
         }
     }
     acc
+}
+
+/// Exponentiates `scores` less their maximum, in place, and returns the reciprocal of
+/// their sum (0 for an empty row): the softmax, once scaled by it.
+#[inline(always)]
+fn softmax_unnormalised<const FMA: bool>(scores: &mut [f32]) -> f32 {
+    let mut max = [f32::NEG_INFINITY; 8];
+    let mut chunks = scores.chunks_exact(8);
+    for chunk in &mut chunks {
+        for (m, v) in max.iter_mut().zip(chunk) {
+            *m = m.max(*v);
+        }
+    }
+    let max = chunks
+        .remainder()
+        .iter()
+        .chain(&max)
+        .fold(f32::NEG_INFINITY, |m, v| m.max(*v));
+    let mut total = [0f32; 8];
+    let mut chunks = scores.chunks_exact_mut(8);
+    for chunk in &mut chunks {
+        for (v, t) in chunk.iter_mut().zip(total.iter_mut()) {
+            *v = exp::<FMA>(*v - max);
+            *t += *v;
+        }
+    }
+    let mut sum: f32 = total.iter().sum();
+    for v in chunks.into_remainder() {
+        *v = exp::<FMA>(*v - max);
+        sum += *v;
+    }
+    if sum > 0.0 {
+        1.0 / sum
+    } else {
+        0.0
+    }
 }
 
 /// One head of one text, written into its columns of `out` (`[len, hidden]`).
@@ -372,69 +417,33 @@ fn attend_head<const FMA: bool>(
     let q_at = head * d;
     let padded = keys.div_ceil(LANES) * LANES;
     let s = scratch;
-    s.queries_t.resize(d * QUERY_BLOCK, 0.0);
-    s.probs_t.clear();
-    s.probs_t.resize(padded * QUERY_BLOCK, 0.0);
+    s.queries.resize(QUERY_BLOCK * d, 0.0);
+    s.probs.resize(QUERY_BLOCK * padded, 0.0);
     let q_bias = &bias[q_at..q_at + d];
     for (block_rows, block_out) in rows
         .chunks(QUERY_BLOCK * width)
         .zip(out.chunks_mut(QUERY_BLOCK * hidden))
     {
-        let n = block_rows.len() / width;
-        s.queries_t.fill(0.0);
-        for (r, row) in block_rows.chunks_exact(width).enumerate() {
-            for (c, (v, b)) in row[q_at..q_at + d].iter().zip(q_bias).enumerate() {
-                s.queries_t[c * QUERY_BLOCK + r] = (v + b) * shape.scale;
+        // Rows past the text's end stay zero queries: computed, never written out.
+        s.queries.fill(0.0);
+        for (row, query) in block_rows.chunks_exact(width).zip(s.queries.chunks_exact_mut(d)) {
+            for ((q, v), b) in query.iter_mut().zip(&row[q_at..q_at + d]).zip(q_bias) {
+                *q = (v + b) * shape.scale;
             }
         }
         for jb in (0..padded).step_by(LANES) {
-            let acc = block_product::<FMA>(&s.queries_t, &keys_t[jb..], padded, d);
-            for (r, acc_row) in acc.iter().enumerate() {
-                for (l, v) in acc_row.iter().enumerate() {
-                    s.probs_t[(jb + l) * QUERY_BLOCK + r] = *v;
-                }
+            let acc = block_product::<FMA>(&s.queries, d, &keys_t[jb..], padded, d);
+            for (acc_row, probs) in acc.iter().zip(s.probs.chunks_exact_mut(padded)) {
+                probs[jb..jb + LANES].copy_from_slice(acc_row);
             }
         }
-        // Softmax of the block's rows (rows past `n` are zero queries and harmless).
-        // Two key columns at a time, so the loops fill eight-wide vectors.
-        let scores = &mut s.probs_t[..keys * QUERY_BLOCK];
-        let mut max = [f32::NEG_INFINITY; 2 * QUERY_BLOCK];
-        let mut pairs = scores.chunks_exact(2 * QUERY_BLOCK);
-        for pair in &mut pairs {
-            for (m, v) in max.iter_mut().zip(pair) {
-                *m = m.max(*v);
-            }
+        let mut inv = [0f32; QUERY_BLOCK];
+        for (inv, probs) in inv.iter_mut().zip(s.probs.chunks_exact_mut(padded)) {
+            *inv = softmax_unnormalised::<FMA>(&mut probs[..keys]);
         }
-        for (m, v) in max.iter_mut().zip(pairs.remainder()) {
-            *m = m.max(*v);
-        }
-        for r in 0..QUERY_BLOCK {
-            max[r] = max[r].max(max[r + QUERY_BLOCK]);
-            max[r + QUERY_BLOCK] = max[r];
-        }
-        let mut total = [0f32; 2 * QUERY_BLOCK];
-        let mut pairs = scores.chunks_exact_mut(2 * QUERY_BLOCK);
-        for pair in &mut pairs {
-            for ((v, m), t) in pair.iter_mut().zip(&max).zip(total.iter_mut()) {
-                *v = exp::<FMA>(*v - m);
-                *t += *v;
-            }
-        }
-        for ((v, m), t) in pairs.into_remainder().iter_mut().zip(&max).zip(total.iter_mut()) {
-            *v = exp::<FMA>(*v - m);
-            *t += *v;
-        }
-        let inv: [f32; QUERY_BLOCK] = std::array::from_fn(|r| {
-            let t = total[r] + total[r + QUERY_BLOCK];
-            if t > 0.0 {
-                1.0 / t
-            } else {
-                0.0
-            }
-        });
         for cb in (0..d).step_by(LANES) {
-            let acc = block_product::<FMA>(&s.probs_t, &values[cb..], hidden, keys);
-            for ((acc_row, inv), out_row) in acc.iter().zip(inv).zip(block_out.chunks_exact_mut(hidden)).take(n) {
+            let acc = block_product::<FMA>(&s.probs, padded, &values[cb..], hidden, keys);
+            for ((acc_row, inv), out_row) in acc.iter().zip(inv).zip(block_out.chunks_exact_mut(hidden)) {
                 for (o, v) in out_row[q_at + cb..q_at + cb + LANES].iter_mut().zip(acc_row) {
                     *o = v * inv;
                 }

@@ -5,3 +5,6 @@ pub mod bert;
 pub mod checkpoint;
 mod cpu_kernels;
 pub mod chronos_bolt;
+pub mod colpali;
+pub mod gemma;
+pub mod siglip;

@@ -5,3 +5,4 @@ pub mod dense;
 pub mod multivector;
 pub mod sparse;
 pub mod timeseries;
+pub mod vision;

@@ -167,7 +167,9 @@ def test_batch_size_and_progress_do_not_change_results(minilm: TesseraDense) -> 
     np.testing.assert_allclose(base, other, atol=1e-5)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(text=st.text(max_size=200))
 def test_any_unicode_string_gives_a_finite_unit_vector(minilm: TesseraDense, text: str) -> None:
     vector = minilm.encode(text)
@@ -176,7 +178,9 @@ def test_any_unicode_string_gives_a_finite_unit_vector(minilm: TesseraDense, tex
     assert minilm.similarity(text, text) == pytest.approx(1.0, abs=1e-5)
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     texts=st.lists(st.text(max_size=120), min_size=1, max_size=12),
     batch_size=st.integers(1, 8),
@@ -244,5 +248,9 @@ def test_list_models_registry() -> None:
     everything = tessera.list_models()
     assert len(everything) >= 23
     assert {m["paradigm"] for m in everything} == {
-        "dense", "multivector", "sparse", "vision", "timeseries"
+        "dense",
+        "multivector",
+        "sparse",
+        "vision",
+        "timeseries",
     }

@@ -56,7 +56,7 @@ def test_encode_batch_names_the_bad_item(model: TesseraDense) -> None:
 
 
 def test_unknown_model_suggests_close_ids() -> None:
-    with pytest.raises(tessera.ModelNotFoundError, match="bge-small-en-v1.5"):
+    with pytest.raises(tessera.ModelNotFoundError, match=r"bge-small-en-v1\.5"):
         TesseraDense("bge-smal-en-v1.5")
     with pytest.raises(RuntimeError):
         TesseraDense("definitely not a model")
@@ -71,7 +71,7 @@ def test_directory_without_weights(tmp_path: Path, tiny_dense_dir: Path) -> None
     model_dir = tmp_path / "noweights"
     shutil.copytree(tiny_dense_dir, model_dir)
     (model_dir / "model.safetensors").unlink()
-    with pytest.raises(tessera.ModelLoadError, match="model.safetensors"):
+    with pytest.raises(tessera.ModelLoadError, match=r"model\.safetensors"):
         TesseraDense(model_dir)
 
 

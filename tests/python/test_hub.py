@@ -71,7 +71,9 @@ def test_hf_home_locates_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     np.testing.assert_array_equal(TesseraDense("tiny/bge").encode_batch(TEXTS), reference(BGE))
 
 
-def test_offline_without_cache_says_not_cached(hub_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_offline_without_cache_says_not_cached(
+    hub_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(tessera.ModelLoadError, match="not in the Hugging Face cache"):
         TesseraDense("tiny/never-downloaded")
@@ -124,5 +126,5 @@ def test_unreachable_hub_is_a_load_error(hub_env: Path, monkeypatch: pytest.Monk
 def test_missing_repo_on_the_server(hub_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with HubServer({}) as server:
         monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
-        with pytest.raises(tessera.ModelLoadError, match="config.json"):
+        with pytest.raises(tessera.ModelLoadError, match=r"config\.json"):
             TesseraDense("tiny/absent")

@@ -91,7 +91,9 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize("precision,floor", [("int8", 0.99), ("int4", 0.9)])
-def test_quantized_ranking_agrees_with_float(case: GoldenCase, precision: str, floor: float) -> None:
+def test_quantized_ranking_agrees_with_float(
+    case: GoldenCase, precision: str, floor: float
+) -> None:
     model = TesseraMultiVector(case.model_dir, quantization=precision)
     texts = case.texts("texts")
     queries = [model.encode_quantized(t, is_query=True) for t in texts]
@@ -110,7 +112,10 @@ def test_binary_ranking_tracks_the_references_own_binary_maxsim(case: GoldenCase
     documents = [model.encode_quantized(t) for t in texts]
     ours = np.array([[model.similarity_quantized(q, d) for d in documents] for q in queries])
     exact, reference = case.expected()["maxsim"], case.expected()["maxsim_ubinary"]
-    assert abs(spearman(ours.ravel(), exact.ravel()) - spearman(reference.ravel(), exact.ravel())) < 0.02
+    assert (
+        abs(spearman(ours.ravel(), exact.ravel()) - spearman(reference.ravel(), exact.ravel()))
+        < 0.02
+    )
 
 
 def test_token_embeddings_object(case: GoldenCase) -> None:
@@ -154,7 +159,9 @@ def test_bad_inputs(case: GoldenCase) -> None:
     model = load(case)
     m = model.encode_document("text")
     with pytest.raises(tessera.DimensionMismatchError):
-        model.similarity_quantized(model.quantize(m), tessera.quantize(np.ones((2, 40), np.float32)))
+        model.similarity_quantized(
+            model.quantize(m), tessera.quantize(np.ones((2, 40), np.float32))
+        )
     with pytest.raises(TypeError):
         model.quantize(np.ones((3, model.dimension()), dtype=np.int32))
     with pytest.raises(ValueError):
@@ -167,7 +174,9 @@ def test_bad_inputs(case: GoldenCase) -> None:
         model.encode("x", output="dict")
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(texts=st.lists(st.text(max_size=60), min_size=1, max_size=5), batch_size=st.integers(1, 3))
 def test_batch_invariance_and_maxsim_bounds(texts: list[str], batch_size: int) -> None:
     model = TesseraMultiVector(MULTI[0].model_dir)

@@ -25,7 +25,9 @@ def test_ubinary_and_binary(case: GoldenCase) -> None:
     np.testing.assert_array_equal(ubinary, expected["ubinary"])
     binary = quantize_embeddings(embeddings, "binary")
     assert binary.dtype == np.int8
-    np.testing.assert_array_equal(binary, (expected["ubinary"].astype(np.int16) - 128).astype(np.int8))
+    np.testing.assert_array_equal(
+        binary, (expected["ubinary"].astype(np.int16) - 128).astype(np.int8)
+    )
     # end to end from our own embeddings
     ours = TesseraDense(case.model_dir).encode_batch(case.texts("texts"))
     np.testing.assert_array_equal(quantize_embeddings(ours, "ubinary"), expected["ubinary"])
@@ -67,4 +69,6 @@ def test_quantize_function_round_trip() -> None:
     assert np.shares_memory(np.asarray(q), q.data)
     for precision in ("int8", "int4"):
         qi = tessera.quantize(x, precision)
-        assert np.abs(qi.dequantize() - x).max() <= np.abs(x).max() / (7 if precision == "int4" else 100)
+        assert np.abs(qi.dequantize() - x).max() <= np.abs(x).max() / (
+            7 if precision == "int4" else 100
+        )

@@ -82,7 +82,9 @@ def test_similarity_and_pairs_match_reference(case: GoldenCase) -> None:
     np.testing.assert_allclose(from_texts, got, atol=1e-5)
     pairs = case.check("pairs")
     assert pairs is not None
-    scores = [model.similarity(embeddings[q], embeddings[d]) for q, d in case.cases["inputs"]["pairs"]]
+    scores = [
+        model.similarity(embeddings[q], embeddings[d]) for q, d in case.cases["inputs"]["pairs"]
+    ]
     np.testing.assert_allclose(scores, case.expected()["pairs.scores"], **tolerance(pairs))
 
 
@@ -122,7 +124,9 @@ def test_csr_batch_helper(tiny: TesseraSparse) -> None:
 
 
 def test_user_built_embedding(tiny: TesseraSparse) -> None:
-    e = SparseEmbedding(np.array([7, 3], dtype=np.int64), np.array([0.5, 2.0], dtype=np.float32), 10)
+    e = SparseEmbedding(
+        np.array([7, 3], dtype=np.int64), np.array([0.5, 2.0], dtype=np.float32), 10
+    )
     assert e.indices.tolist() == [3, 7] and e.values.tolist() == [2.0, 0.5]
     assert e.dot(e) == pytest.approx(4.25)
     with pytest.raises(tessera.DimensionMismatchError):
@@ -174,9 +178,13 @@ def test_bad_input_types(tiny: TesseraSparse) -> None:
     assert tiny.encode_batch([]) == []
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(texts=st.lists(st.text(max_size=80), min_size=1, max_size=6), batch_size=st.integers(1, 4))
-def test_batch_invariance_and_symmetry(tiny: TesseraSparse, texts: list[str], batch_size: int) -> None:
+def test_batch_invariance_and_symmetry(
+    tiny: TesseraSparse, texts: list[str], batch_size: int
+) -> None:
     batch = tiny.encode_batch(texts, batch_size=batch_size)
     for text, e in zip(texts, batch):
         alone = tiny.encode(text)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +25,22 @@ CASES = [
 
 
 def series_of(case: dict[str, Any]) -> list[np.ndarray]:
-    return [np.array([np.nan if v is None else v for v in s], dtype=np.float32) for s in case["inputs"]["series"]]
+    return [
+        np.array([np.nan if v is None else v for v in s], dtype=np.float32)
+        for s in case["inputs"]["series"]
+    ]
 
 
 def assert_scaled_close(root: Path, got: np.ndarray, want: np.ndarray, scale: np.ndarray) -> None:
     tol = json.loads((root / "cases.json").read_text())["tolerance"]
-    bound = tol["atol_normalized"] * scale.reshape((-1,) + (1,) * (want.ndim - 1)) + tol["rtol"] * np.abs(want)
+    bound = tol["atol_normalized"] * scale.reshape((-1,) + (1,) * (want.ndim - 1)) + tol[
+        "rtol"
+    ] * np.abs(want)
     assert got.shape == want.shape
     excess = np.abs(got - want) - bound
-    assert excess.max() <= 0, f"worst excess {excess.max()} at {np.unravel_index(excess.argmax(), excess.shape)}"
+    assert excess.max() <= 0, (
+        f"worst excess {excess.max()} at {np.unravel_index(excess.argmax(), excess.shape)}"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -139,9 +145,13 @@ def test_all_nan_series_is_forecast_like_the_reference(tiny: TesseraTimeSeries) 
     assert np.isfinite(out).all()
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(factor=st.floats(0.01, 1000), length=st.integers(5, 200))
-def test_scaling_the_series_scales_the_forecast(tiny: TesseraTimeSeries, factor: float, length: int) -> None:
+def test_scaling_the_series_scales_the_forecast(
+    tiny: TesseraTimeSeries, factor: float, length: int
+) -> None:
     series = seasonal(length).astype(np.float32)
     base = tiny.forecast_quantiles(series)
     scaled = tiny.forecast_quantiles((series * np.float32(factor)).astype(np.float32))
@@ -156,4 +166,6 @@ def test_batch_rows_equal_single_series(tiny: TesseraTimeSeries) -> None:
     batch = [seasonal(n, n / 10) for n in (128, 75, 33, 16, 9)]
     together = tiny.forecast_quantiles(batch, prediction_length=20)
     for row, series in zip(together, batch):
-        np.testing.assert_allclose(tiny.forecast_quantiles(series, prediction_length=20)[0], row, atol=1e-4)
+        np.testing.assert_allclose(
+            tiny.forecast_quantiles(series, prediction_length=20)[0], row, atol=1e-4
+        )

@@ -37,11 +37,11 @@ impl PyTokenEmbeddings {
 #[pymethods]
 impl PyTokenEmbeddings {
     #[new]
-    #[pyo3(signature = (embeddings, text=String::new(), tokens=None, token_ids=None))]
+    #[pyo3(signature = (embeddings, text=None, tokens=None, token_ids=None))]
     fn new(
         py: Python<'_>,
         embeddings: &Bound<'_, PyAny>,
-        text: String,
+        text: Option<String>,
         tokens: Option<Vec<String>>,
         token_ids: Option<Vec<u32>>,
     ) -> PyResult<Self> {
@@ -54,7 +54,7 @@ impl PyTokenEmbeddings {
                 return Err(PyValueError::new_err(format!("{name} has {len} entries for {rows} rows")));
             }
         }
-        Self::wrap(py, TokenEmbeddings { text, embeddings, token_ids, tokens })
+        Self::wrap(py, TokenEmbeddings { text: text.unwrap_or_default(), embeddings, token_ids, tokens })
     }
 
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {

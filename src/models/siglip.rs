@@ -1,0 +1,246 @@
+//! SigLIP vision transformer (the image tower of PaliGemma / ColPali), without the
+//! pooling head.
+//!
+//! Paper: Zhai et al., "Sigmoid Loss for Language Image Pre-Training" (2023).
+//! Reference: transformers `models/siglip/modeling_siglip.py` (`SiglipVisionTransformer`).
+
+use candle_core::{DType, Module, Tensor};
+use candle_nn::{conv2d, layer_norm, linear, Conv2d, Conv2dConfig, LayerNorm, Linear, VarBuilder};
+use serde::Deserialize;
+
+use crate::error::{Result, TesseraError};
+
+/// `vision_config` of a PaliGemma config (`siglip_vision_model`); absent keys take
+/// transformers' `SiglipVisionConfig` defaults, as real configs list only the others.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    #[serde(default = "default_hidden_size")]
+    pub hidden_size: usize,
+    #[serde(default = "default_intermediate_size")]
+    pub intermediate_size: usize,
+    #[serde(default = "default_num_hidden_layers")]
+    pub num_hidden_layers: usize,
+    #[serde(default = "default_num_attention_heads")]
+    pub num_attention_heads: usize,
+    #[serde(default = "default_num_channels")]
+    pub num_channels: usize,
+    #[serde(default = "default_image_size")]
+    pub image_size: usize,
+    #[serde(default = "default_patch_size")]
+    pub patch_size: usize,
+    #[serde(default = "default_layer_norm_eps")]
+    pub layer_norm_eps: f64,
+    #[serde(default = "default_hidden_act")]
+    pub hidden_act: String,
+}
+
+fn default_hidden_size() -> usize {
+    768
+}
+fn default_intermediate_size() -> usize {
+    3072
+}
+fn default_num_hidden_layers() -> usize {
+    12
+}
+fn default_num_attention_heads() -> usize {
+    12
+}
+fn default_num_channels() -> usize {
+    3
+}
+fn default_image_size() -> usize {
+    224
+}
+fn default_patch_size() -> usize {
+    16
+}
+fn default_layer_norm_eps() -> f64 {
+    1e-6
+}
+fn default_hidden_act() -> String {
+    "gelu_pytorch_tanh".to_string()
+}
+
+impl Config {
+    /// Patches per image side.
+    pub fn grid(&self) -> usize {
+        self.image_size / self.patch_size
+    }
+
+    pub fn num_patches(&self) -> usize {
+        self.grid() * self.grid()
+    }
+}
+
+/// The activations the SigLIP and Gemma configs name.
+#[derive(Debug, Clone, Copy)]
+pub enum Activation {
+    GeluTanh,
+    GeluErf,
+}
+
+impl Activation {
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "gelu_pytorch_tanh" | "gelu_new" | "gelu_fast" => Ok(Activation::GeluTanh),
+            "gelu" => Ok(Activation::GeluErf),
+            other => Err(TesseraError::Config(format!(
+                "activation '{other}' is not supported (expected gelu_pytorch_tanh or gelu)"
+            ))),
+        }
+    }
+
+    pub fn apply(self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Activation::GeluTanh => xs.gelu(),
+            Activation::GeluErf => xs.gelu_erf(),
+        }
+    }
+}
+
+struct Attention {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    out_proj: Linear,
+    heads: usize,
+    head_dim: usize,
+}
+
+impl Attention {
+    fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
+        let h = cfg.hidden_size;
+        Ok(Attention {
+            q_proj: linear(h, h, vb.pp("q_proj"))?,
+            k_proj: linear(h, h, vb.pp("k_proj"))?,
+            v_proj: linear(h, h, vb.pp("v_proj"))?,
+            out_proj: linear(h, h, vb.pp("out_proj"))?,
+            heads: cfg.num_attention_heads,
+            head_dim: h / cfg.num_attention_heads,
+        })
+    }
+
+    /// Full (unmasked) multi-head attention over the patches.
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let (b, n, _) = xs.dims3()?;
+        let split = |t: Tensor| -> candle_core::Result<Tensor> {
+            t.reshape((b, n, self.heads, self.head_dim))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        let q = split(self.q_proj.forward(xs)?)?;
+        let k = split(self.k_proj.forward(xs)?)?;
+        let v = split(self.v_proj.forward(xs)?)?;
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let scores = (q.matmul(&k.t()?)? * scale)?;
+        // Softmax in float32 as transformers does, whatever the weights' dtype.
+        let probs =
+            candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(v.dtype())?;
+        let out = probs
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .reshape((b, n, self.heads * self.head_dim))?;
+        Ok(self.out_proj.forward(&out)?)
+    }
+}
+
+struct EncoderLayer {
+    layer_norm1: LayerNorm,
+    self_attn: Attention,
+    layer_norm2: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+    act: Activation,
+}
+
+impl EncoderLayer {
+    fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
+        let h = cfg.hidden_size;
+        Ok(EncoderLayer {
+            layer_norm1: layer_norm(h, cfg.layer_norm_eps, vb.pp("layer_norm1"))?,
+            self_attn: Attention::load(vb.pp("self_attn"), cfg)?,
+            layer_norm2: layer_norm(h, cfg.layer_norm_eps, vb.pp("layer_norm2"))?,
+            fc1: linear(h, cfg.intermediate_size, vb.pp("mlp").pp("fc1"))?,
+            fc2: linear(cfg.intermediate_size, h, vb.pp("mlp").pp("fc2"))?,
+            act: Activation::parse(&cfg.hidden_act)?,
+        })
+    }
+
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let attended = self.self_attn.forward(&self.layer_norm1.forward(xs)?)?;
+        let xs = (xs + attended)?;
+        let hidden = self
+            .act
+            .apply(&self.fc1.forward(&self.layer_norm2.forward(&xs)?)?)?;
+        Ok((&xs + self.fc2.forward(&hidden)?)?)
+    }
+}
+
+/// `SiglipVisionTransformer` without the head: patch + position embeddings, encoder,
+/// `post_layernorm`. Load it at the `vision_model` prefix.
+pub struct VisionModel {
+    patch_embedding: Conv2d,
+    position_embedding: Tensor,
+    layers: Vec<EncoderLayer>,
+    post_layernorm: LayerNorm,
+    config: Config,
+}
+
+impl VisionModel {
+    pub fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
+        let embeddings = vb.pp("embeddings");
+        let conv = Conv2dConfig {
+            stride: cfg.patch_size,
+            ..Default::default()
+        };
+        let patch_embedding = conv2d(
+            cfg.num_channels,
+            cfg.hidden_size,
+            cfg.patch_size,
+            conv,
+            embeddings.pp("patch_embedding"),
+        )?;
+        let position_embedding = embeddings
+            .pp("position_embedding")
+            .get((cfg.num_patches(), cfg.hidden_size), "weight")?;
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| EncoderLayer::load(vb.pp("encoder").pp("layers").pp(i), cfg))
+            .collect::<Result<Vec<_>>>()?;
+        let post_layernorm =
+            layer_norm(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("post_layernorm"))?;
+        Ok(VisionModel {
+            patch_embedding,
+            position_embedding,
+            layers,
+            post_layernorm,
+            config: cfg.clone(),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// `(batch, channels, size, size)` pixel values -> `(batch, patches, hidden)`, the
+    /// patches in raster order.
+    pub fn forward(&self, pixel_values: &Tensor) -> Result<Tensor> {
+        let (_, _, height, width) = pixel_values.dims4()?;
+        let size = self.config.image_size;
+        if height != size || width != size {
+            return Err(TesseraError::Encoding(format!(
+                "the vision tower takes {size}x{size} images, got {width}x{height}"
+            )));
+        }
+        let patches = self
+            .patch_embedding
+            .forward(pixel_values)?
+            .flatten_from(2)?
+            .transpose(1, 2)?;
+        let mut xs = patches.broadcast_add(&self.position_embedding)?;
+        for layer in &self.layers {
+            xs = layer.forward(&xs)?;
+        }
+        Ok(self.post_layernorm.forward(&xs)?.contiguous()?)
+    }
+}
