@@ -68,6 +68,13 @@ fn split(data: &[f32], n: usize) -> Vec<&[f32]> {
     data.chunks_exact(data.len() / n).collect()
 }
 
+fn max_abs_diff(got: &[f32], want: &[f32]) -> f32 {
+    got.iter()
+        .zip(want)
+        .map(|(g, w)| (g - w).abs())
+        .fold(0f32, f32::max)
+}
+
 fn cosine_rows(got: &Matrix, want: &[f32]) -> Vec<f32> {
     got.iter_rows()
         .zip(want.chunks_exact(got.cols))
@@ -119,10 +126,10 @@ fn decoding_resize_and_pixel_values_match_pillow() {
                 (want_rgb.width, want_rgb.height),
                 "{label}: decoded size"
             );
-            // PNG decoding is exact; JPEG only with a libjpeg-turbo-identical decoder.
-            let is_jpeg = doc["file"].as_str().unwrap().ends_with(".jpg")
-                || doc["file"].as_str().unwrap().ends_with(".jpeg");
-            if is_jpeg {
+            // PNG decoding is exact; lossy formats only with the reference's decoder
+            // (libjpeg-turbo, libwebp), so they are bounded here and held to tier B below.
+            let lossless = doc["file"].as_str().unwrap().ends_with(".png");
+            if !lossless {
                 let worst = got_rgb
                     .data
                     .iter()
@@ -137,11 +144,14 @@ fn decoding_resize_and_pixel_values_match_pillow() {
                     .filter(|(a, b)| a != b)
                     .count();
                 eprintln!(
-                    "{label}: JPEG decoder differs from libjpeg-turbo by up to {worst} levels at \
+                    "{label}: the decoder differs from the reference's by up to {worst} levels at \
                      {differing} of {} samples (end to end it is held to tier B)",
                     got_rgb.data.len()
                 );
-                assert!(worst <= 8, "{label}: JPEG samples differ by {worst} levels");
+                assert!(
+                    worst <= 16,
+                    "{label}: decoded samples differ by {worst} levels"
+                );
             } else {
                 assert!(got_rgb == want_rgb, "{label}: decoded RGB differs");
             }
@@ -208,6 +218,11 @@ fn documents_from_pixel_values_match() {
         let atol = tolerance(&case, &["model_from_pixel_values", "embeddings_max_abs"]);
         for (i, (g, w)) in got.iter().zip(split(&want, got.len())).enumerate() {
             assert_eq!(g.rows, model.document_rows());
+            eprintln!(
+                "{} document {i} from pixel values: max abs diff {:.2e}",
+                case.name(),
+                max_abs_diff(&g.data, w)
+            );
             assert_close(
                 &format!("{} document {i} from pixels", case.name()),
                 &g.data,
@@ -271,6 +286,10 @@ fn documents_queries_and_scores_match_end_to_end() {
             let decoded_exact = load_rgb(&images[i]).unwrap() == expected_rgb(&case, i);
             if decoded_exact {
                 // Tier A: exact decode + exact resize.
+                eprintln!(
+                    "{label}: tier A, max abs diff {:.2e}",
+                    max_abs_diff(&got.data, want_docs[i])
+                );
                 assert_close(&label, &got.data, want_docs[i], atol, 0.0);
             } else {
                 // Tier B: another JPEG decoder.
@@ -293,6 +312,11 @@ fn documents_queries_and_scores_match_end_to_end() {
         for (i, q) in qs.iter().enumerate() {
             let (dims, want) = case.array_f32(&format!("query_embeddings_{i}"));
             assert_eq!((q.rows, q.cols), (dims[0], dims[1]), "query {i} shape");
+            eprintln!(
+                "{} query {i}: max abs diff {:.2e}",
+                case.name(),
+                max_abs_diff(&q.data, &want)
+            );
             assert_close(
                 &format!("{} query {i}", case.name()),
                 &q.data,
@@ -567,6 +591,12 @@ fn bad_images_are_refused_with_clear_errors() {
 }
 
 #[test]
+fn embedder_is_shareable_between_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<VisionEmbedder>();
+}
+
+#[test]
 fn builder_rejects_bad_options() {
     let err = VisionEmbedder::builder().batch_size(0).validate();
     assert!(matches!(err, Err(TesseraError::Config(_))));
@@ -627,4 +657,38 @@ fn colpali_engine_layout_loads_the_same_model() {
         engine.encode_query(text).unwrap(),
         original.encode_query(text).unwrap()
     );
+}
+
+/// Half precision runs the same graph (softmax and norms in float32) and stays close.
+#[test]
+fn half_precision_stays_close() {
+    let case = Case::all("vision")
+        .into_iter()
+        .next()
+        .expect("a vision case");
+    let full = load(&case);
+    for dtype in [tessera::DType::BF16, tessera::DType::F16] {
+        let half = VisionEmbedder::builder()
+            .model(case.model_dir().to_string_lossy())
+            .dtype(dtype)
+            .build()
+            .unwrap();
+        let image = ImageInput::Path(doc_path(&case, &documents(&case)[0]));
+        let text = &queries(&case)[0];
+        for (got, want) in [
+            (
+                half.encode_document(&image).unwrap(),
+                full.encode_document(&image).unwrap(),
+            ),
+            (
+                half.encode_query(text).unwrap(),
+                full.encode_query(text).unwrap(),
+            ),
+        ] {
+            let cos = cosine_rows(&got, &want.data);
+            let worst = cos.iter().cloned().fold(f32::INFINITY, f32::min);
+            eprintln!("{dtype:?}: worst row cosine to float32 {worst:.5}");
+            assert!(worst > 0.98, "{dtype:?}: row cosine {worst}");
+        }
+    }
 }

@@ -28,11 +28,12 @@ pub struct Config {
     pub num_hidden_layers: usize,
     #[serde(default = "default_num_attention_heads")]
     pub num_attention_heads: usize,
-    /// Defaults to `num_attention_heads` (transformers' rule when the key is absent).
-    pub num_key_value_heads: Option<usize>,
+    #[serde(default = "default_num_key_value_heads")]
+    pub num_key_value_heads: usize,
     #[serde(default = "default_head_dim")]
     pub head_dim: usize,
-    pub hidden_act: Option<String>,
+    /// The MLP activation. transformers' Gemma ignores `hidden_act` and falls back
+    /// to the tanh GELU when this is absent, so only this key is read.
     pub hidden_activation: Option<String>,
     #[serde(default = "default_rms_norm_eps")]
     pub rms_norm_eps: f64,
@@ -59,6 +60,9 @@ fn default_num_hidden_layers() -> usize {
 fn default_num_attention_heads() -> usize {
     16
 }
+fn default_num_key_value_heads() -> usize {
+    16
+}
 fn default_head_dim() -> usize {
     256
 }
@@ -73,18 +77,12 @@ fn default_max_position_embeddings() -> usize {
 }
 
 impl Config {
-    pub fn kv_heads(&self) -> usize {
-        self.num_key_value_heads.unwrap_or(self.num_attention_heads)
-    }
-
-    /// `hidden_activation` wins over `hidden_act`, as in transformers' Gemma.
     fn activation(&self) -> Result<Activation> {
-        let name = self
-            .hidden_activation
-            .as_deref()
-            .or(self.hidden_act.as_deref())
-            .unwrap_or("gelu_pytorch_tanh");
-        Activation::parse(name)
+        Activation::parse(
+            self.hidden_activation
+                .as_deref()
+                .unwrap_or("gelu_pytorch_tanh"),
+        )
     }
 }
 
@@ -125,7 +123,7 @@ struct Attention {
 impl Attention {
     fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
         let (h, d) = (cfg.hidden_size, cfg.head_dim);
-        let (heads, kv_heads) = (cfg.num_attention_heads, cfg.kv_heads());
+        let (heads, kv_heads) = (cfg.num_attention_heads, cfg.num_key_value_heads);
         if kv_heads == 0 || heads % kv_heads != 0 {
             return Err(TesseraError::Config(format!(
                 "num_attention_heads {heads} is not a multiple of num_key_value_heads {kv_heads}"

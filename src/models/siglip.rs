@@ -5,7 +5,7 @@
 //! Reference: transformers `models/siglip/modeling_siglip.py` (`SiglipVisionTransformer`).
 
 use candle_core::{DType, Module, Tensor};
-use candle_nn::{conv2d, layer_norm, linear, Conv2d, Conv2dConfig, LayerNorm, Linear, VarBuilder};
+use candle_nn::{layer_norm, linear, LayerNorm, Linear, VarBuilder};
 use serde::Deserialize;
 
 use crate::error::{Result, TesseraError};
@@ -180,7 +180,9 @@ impl EncoderLayer {
 /// `SiglipVisionTransformer` without the head: patch + position embeddings, encoder,
 /// `post_layernorm`. Load it at the `vision_model` prefix.
 pub struct VisionModel {
-    patch_embedding: Conv2d,
+    /// `patch_embedding.weight` as `[channels * patch * patch, hidden]`.
+    patch_weight_t: Tensor,
+    patch_bias: Tensor,
     position_embedding: Tensor,
     layers: Vec<EncoderLayer>,
     post_layernorm: LayerNorm,
@@ -190,17 +192,16 @@ pub struct VisionModel {
 impl VisionModel {
     pub fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
         let embeddings = vb.pp("embeddings");
-        let conv = Conv2dConfig {
-            stride: cfg.patch_size,
-            ..Default::default()
-        };
-        let patch_embedding = conv2d(
-            cfg.num_channels,
-            cfg.hidden_size,
-            cfg.patch_size,
-            conv,
-            embeddings.pp("patch_embedding"),
-        )?;
+        let patch = embeddings.pp("patch_embedding");
+        let (p, c, h) = (cfg.patch_size, cfg.num_channels, cfg.hidden_size);
+        // The Conv2d (kernel = stride = patch) as one matmul over flattened patches:
+        // the same sums, and Candle's CPU conv lacks bf16.
+        let patch_weight_t = patch
+            .get((h, c, p, p), "weight")?
+            .reshape((h, c * p * p))?
+            .t()?
+            .contiguous()?;
+        let patch_bias = patch.get(h, "bias")?;
         let position_embedding = embeddings
             .pp("position_embedding")
             .get((cfg.num_patches(), cfg.hidden_size), "weight")?;
@@ -210,7 +211,8 @@ impl VisionModel {
         let post_layernorm =
             layer_norm(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("post_layernorm"))?;
         Ok(VisionModel {
-            patch_embedding,
+            patch_weight_t,
+            patch_bias,
             position_embedding,
             layers,
             post_layernorm,
@@ -225,19 +227,27 @@ impl VisionModel {
     /// `(batch, channels, size, size)` pixel values -> `(batch, patches, hidden)`, the
     /// patches in raster order.
     pub fn forward(&self, pixel_values: &Tensor) -> Result<Tensor> {
-        let (_, _, height, width) = pixel_values.dims4()?;
-        let size = self.config.image_size;
-        if height != size || width != size {
+        let (b, c, height, width) = pixel_values.dims4()?;
+        let (size, p) = (self.config.image_size, self.config.patch_size);
+        if height != size || width != size || c != self.config.num_channels {
             return Err(TesseraError::Encoding(format!(
-                "the vision tower takes {size}x{size} images, got {width}x{height}"
+                "the vision tower takes {} channels of {size}x{size} pixels, got {c} of {width}x{height}",
+                self.config.num_channels
             )));
         }
-        let patches = self
-            .patch_embedding
-            .forward(pixel_values)?
-            .flatten_from(2)?
-            .transpose(1, 2)?;
-        let mut xs = patches.broadcast_add(&self.position_embedding)?;
+        let n = size / p;
+        // (b, c, n, p, n, p) -> (b, row, col, c, p, p): raster-order patches, each
+        // flattened in (channel, row, col) order like the conv weight.
+        let patches = pixel_values
+            .narrow(2, 0, n * p)?
+            .narrow(3, 0, n * p)?
+            .reshape((b, c, n, p, n, p))?
+            .permute(vec![0, 2, 4, 1, 3, 5])?
+            .reshape((b, n * n, c * p * p))?;
+        let embedded = patches
+            .broadcast_matmul(&self.patch_weight_t)?
+            .broadcast_add(&self.patch_bias)?;
+        let mut xs = embedded.broadcast_add(&self.position_embedding)?;
         for layer in &self.layers {
             xs = layer.forward(&xs)?;
         }

@@ -26,3 +26,70 @@ pub fn check_max_length(max_length: usize) -> Result<()> {
     }
     Ok(())
 }
+
+/// The setters every builder shares, over its `model`, `runtime`, `hub` and
+/// `batch_size` fields. Expands inside the builder's `impl` block.
+macro_rules! common_builder_setters {
+    () => {
+        /// A registry id, a Hugging Face repo id or a local directory.
+        pub fn model(mut self, model: impl Into<String>) -> Self {
+            self.model = Some(model.into());
+            self
+        }
+
+        pub fn device(mut self, device: $crate::device::Device) -> Self {
+            self.runtime.device = device;
+            self
+        }
+
+        pub fn dtype(mut self, dtype: $crate::device::DType) -> Self {
+            self.runtime.dtype = dtype;
+            self
+        }
+
+        /// A branch, tag or commit of the Hugging Face repository.
+        pub fn revision(mut self, revision: impl Into<String>) -> Self {
+            self.hub.revision = Some(revision.into());
+            self
+        }
+
+        /// Where and how to reach the hub (read from the environment by default).
+        pub fn hub_options(mut self, hub: $crate::hub::HubOptions) -> Self {
+            self.hub = hub;
+            self
+        }
+
+        /// Inputs per forward pass in batch methods.
+        pub fn batch_size(mut self, batch_size: usize) -> Self {
+            self.batch_size = Some(batch_size);
+            self
+        }
+    };
+}
+
+pub(crate) use common_builder_setters;
+
+/// Checks shared by every builder's `validate`: the device is compiled in and the
+/// batch size is positive.
+pub fn check_common(
+    runtime: &crate::encoder::RuntimeOptions,
+    batch_size: Option<usize>,
+) -> Result<()> {
+    runtime.device.ensure_compiled()?;
+    if let Some(n) = batch_size {
+        check_batch_size(n)?;
+    }
+    Ok(())
+}
+
+/// Resolves the builder's model, or says how to name one.
+pub fn resolve_model(
+    model: &Option<String>,
+    hub: &crate::hub::HubOptions,
+    example: &str,
+) -> Result<crate::hub::ModelSource> {
+    let name = model.as_deref().ok_or_else(|| {
+        TesseraError::Config(format!("no model given: call .model(\"{example}\") first"))
+    })?;
+    crate::hub::resolve(name, hub)
+}

@@ -3,15 +3,17 @@
 
 use std::path::Path;
 
-use crate::device::{DType, Device};
 use crate::encoder::{RuntimeOptions, TextEncoder};
 use crate::error::{Result, TesseraError};
 use crate::heads::normalize::l2_normalize;
 use crate::heads::pooling::pool;
-use crate::hub::{self, HubOptions, ModelSource};
+use crate::hub::{HubOptions, ModelSource};
 use crate::layout::{read_json, PoolingConfig, SentenceTransformersLayout};
 use crate::matrix::Matrix;
-use crate::paradigms::common::{check_batch_size, check_max_length, EncodeOptions, DEFAULT_BATCH_SIZE};
+use crate::paradigms::common::{
+    check_batch_size, check_common, check_max_length, common_builder_setters, resolve_model,
+    EncodeOptions, DEFAULT_BATCH_SIZE,
+};
 use crate::progress::Progress;
 use crate::registry::{self, Paradigm, PoolingKind};
 use crate::similarity::cosine;
@@ -31,6 +33,8 @@ pub struct DenseBuilder {
 }
 
 impl DenseBuilder {
+    common_builder_setters!();
+
     pub fn new() -> Self {
         DenseBuilder {
             hub: HubOptions::from_env(),
@@ -38,38 +42,8 @@ impl DenseBuilder {
         }
     }
 
-    pub fn model(mut self, model: impl Into<String>) -> Self {
-        self.model = Some(model.into());
-        self
-    }
-
-    pub fn device(mut self, device: Device) -> Self {
-        self.runtime.device = device;
-        self
-    }
-
-    pub fn dtype(mut self, dtype: DType) -> Self {
-        self.runtime.dtype = dtype;
-        self
-    }
-
-    pub fn revision(mut self, revision: impl Into<String>) -> Self {
-        self.hub.revision = Some(revision.into());
-        self
-    }
-
-    pub fn hub_options(mut self, hub: HubOptions) -> Self {
-        self.hub = hub;
-        self
-    }
-
     pub fn max_length(mut self, max_length: usize) -> Self {
         self.max_length = Some(max_length);
-        self
-    }
-
-    pub fn batch_size(mut self, batch_size: usize) -> Self {
-        self.batch_size = Some(batch_size);
         self
     }
 
@@ -97,16 +71,15 @@ impl DenseBuilder {
     /// Checks what can be checked before loading: sizes, and the dimension against
     /// the registry when the model is a registry entry.
     pub fn validate(&self) -> Result<()> {
-        self.runtime.device.ensure_compiled()?;
-        if let Some(n) = self.batch_size {
-            check_batch_size(n)?;
-        }
+        check_common(&self.runtime, self.batch_size)?;
         if let Some(n) = self.max_length {
             check_max_length(n)?;
         }
         if let Some(dimension) = self.dimension {
             if dimension == 0 {
-                return Err(TesseraError::Matryoshka("dimension must be at least 1".into()));
+                return Err(TesseraError::Matryoshka(
+                    "dimension must be at least 1".into(),
+                ));
             }
             if let Some(spec) = self.model.as_deref().and_then(registry::find) {
                 spec.check_dimension(dimension)?;
@@ -117,10 +90,7 @@ impl DenseBuilder {
 
     pub fn build(self) -> Result<DenseEmbedder> {
         self.validate()?;
-        let name = self.model.clone().ok_or_else(|| {
-            TesseraError::Config("no model given: call .model(\"bge-small-en-v1.5\") first".into())
-        })?;
-        let source = hub::resolve(&name, &self.hub)?;
+        let source = resolve_model(&self.model, &self.hub, "bge-small-en-v1.5")?;
         DenseEmbedder::from_source(source, self)
     }
 }
@@ -198,7 +168,10 @@ impl DenseEmbedder {
         };
         let max_length = resolve_max_length(
             options.max_length,
-            layout.sentence_bert.max_seq_length.or(spec.and_then(|s| s.max_length)),
+            layout
+                .sentence_bert
+                .max_seq_length
+                .or(spec.and_then(|s| s.max_length)),
             encoder.max_positions(),
         )?;
         let pick = |own: &Option<String>, registry_value: Option<&String>, prompt: &str| {
@@ -217,7 +190,11 @@ impl DenseEmbedder {
             truncated: dimension < full_dimension,
             max_length,
             batch_size: options.batch_size.unwrap_or(DEFAULT_BATCH_SIZE),
-            query_prefix: pick(&options.query_prefix, spec.and_then(|s| s.query_prefix.as_ref()), "query"),
+            query_prefix: pick(
+                &options.query_prefix,
+                spec.and_then(|s| s.query_prefix.as_ref()),
+                "query",
+            ),
             document_prefix: pick(
                 &options.document_prefix,
                 spec.and_then(|s| s.document_prefix.as_ref()),
@@ -282,13 +259,21 @@ impl DenseEmbedder {
         }
         let batch_size = options.batch_size.unwrap_or(self.batch_size);
         check_batch_size(batch_size)?;
-        let sequences = self.encoder.tokenizer.encode_batch(texts, self.max_length)?;
+        let sequences = self
+            .encoder
+            .tokenizer
+            .encode_batch(texts, self.max_length)?;
         let progress = Progress::new(texts.len(), "encoding", options.show_progress);
-        let rows = self.encoder.run(&sequences, None, batch_size, &progress, |packed, hidden| {
-            let pooled = pool(hidden, &packed.spans, self.pooling)?;
-            let vectors = self.finish(pooled)?;
-            Ok(Matrix::from_tensor(&vectors)?.iter_rows().map(<[f32]>::to_vec).collect())
-        })?;
+        let rows =
+            self.encoder
+                .run(&sequences, None, batch_size, &progress, |packed, hidden| {
+                    let pooled = pool(hidden, &packed.spans, self.pooling)?;
+                    let vectors = self.finish(pooled)?;
+                    Ok(Matrix::from_tensor(&vectors)?
+                        .iter_rows()
+                        .map(<[f32]>::to_vec)
+                        .collect())
+                })?;
         let mut data = Vec::with_capacity(texts.len() * self.dimension);
         for row in rows {
             data.extend_from_slice(&row);
@@ -309,7 +294,10 @@ impl DenseEmbedder {
     /// The token strings of a text as the model sees it.
     pub fn token_strings(&self, text: &str) -> Result<Vec<String>> {
         let ids = self.tokenize(&[text])?.pop().unwrap_or_default();
-        Ok(ids.into_iter().map(|id| self.encoder.tokenizer.id_to_token(id)).collect())
+        Ok(ids
+            .into_iter()
+            .map(|id| self.encoder.tokenizer.id_to_token(id))
+            .collect())
     }
 
     /// Embeds texts with the query prefix (e.g. nomic's `search_query: `).
@@ -322,7 +310,12 @@ impl DenseEmbedder {
         self.encode_prefixed(texts, self.document_prefix.as_deref(), options)
     }
 
-    fn encode_prefixed(&self, texts: &[&str], prefix: Option<&str>, options: &EncodeOptions) -> Result<Matrix> {
+    fn encode_prefixed(
+        &self,
+        texts: &[&str],
+        prefix: Option<&str>,
+        options: &EncodeOptions,
+    ) -> Result<Matrix> {
         match prefix {
             None => self.encode_batch(texts, options),
             Some(prefix) => {
@@ -344,9 +337,17 @@ impl DenseEmbedder {
     fn finish(&self, pooled: candle_core::Tensor) -> Result<candle_core::Tensor> {
         let pooled = pooled.to_dtype(candle_core::DType::F32)?;
         if !self.truncated {
-            return if self.normalize { l2_normalize(&pooled) } else { Ok(pooled) };
+            return if self.normalize {
+                l2_normalize(&pooled)
+            } else {
+                Ok(pooled)
+            };
         }
-        let full = if self.model_normalizes { l2_normalize(&pooled)? } else { pooled };
+        let full = if self.model_normalizes {
+            l2_normalize(&pooled)?
+        } else {
+            pooled
+        };
         let prefix = full.narrow(1, 0, self.dimension)?;
         if self.normalize_override == Some(false) {
             Ok(prefix)
@@ -368,7 +369,11 @@ fn read_pooling(path: &Path) -> Result<PoolingKind> {
 
 /// The truncation length: the caller's, else the model's, never beyond the position
 /// embeddings.
-pub(crate) fn resolve_max_length(requested: Option<usize>, model_default: Option<usize>, positions: usize) -> Result<usize> {
+pub(crate) fn resolve_max_length(
+    requested: Option<usize>,
+    model_default: Option<usize>,
+    positions: usize,
+) -> Result<usize> {
     match requested {
         Some(n) if n > positions => Err(TesseraError::Config(format!(
             "max_length {n} exceeds the model's {positions} position embeddings"

@@ -14,16 +14,18 @@ use std::path::Path;
 use candle_core::{DType as CandleDType, Tensor};
 use serde_json::Value;
 
-use crate::device::{DType, Device};
 use crate::encoder::{RuntimeOptions, TextEncoder};
 use crate::error::{Result, TesseraError};
 use crate::heads::normalize::l2_normalize;
 use crate::heads::projection::Projection;
-use crate::hub::{self, HubOptions, ModelSource};
+use crate::hub::{HubOptions, ModelSource};
 use crate::layout::{read_json, read_optional_json, SentenceTransformersLayout};
 use crate::matrix::Matrix;
 use crate::models::checkpoint::Checkpoint;
-use crate::paradigms::common::{check_batch_size, EncodeOptions, DEFAULT_BATCH_SIZE};
+use crate::paradigms::common::{
+    check_batch_size, check_common, common_builder_setters, resolve_model, EncodeOptions,
+    DEFAULT_BATCH_SIZE,
+};
 use crate::progress::Progress;
 use crate::quantization::{maxsim_quantized, quantize, QuantizationConfig, QuantizedEmbeddings};
 use crate::registry::{self, Paradigm};
@@ -58,36 +60,13 @@ pub struct MultiVectorBuilder {
 }
 
 impl MultiVectorBuilder {
+    common_builder_setters!();
+
     pub fn new() -> Self {
         MultiVectorBuilder {
             hub: HubOptions::from_env(),
             ..Default::default()
         }
-    }
-
-    pub fn model(mut self, model: impl Into<String>) -> Self {
-        self.model = Some(model.into());
-        self
-    }
-
-    pub fn device(mut self, device: Device) -> Self {
-        self.runtime.device = device;
-        self
-    }
-
-    pub fn dtype(mut self, dtype: DType) -> Self {
-        self.runtime.dtype = dtype;
-        self
-    }
-
-    pub fn revision(mut self, revision: impl Into<String>) -> Self {
-        self.hub.revision = Some(revision.into());
-        self
-    }
-
-    pub fn hub_options(mut self, hub: HubOptions) -> Self {
-        self.hub = hub;
-        self
     }
 
     /// Document length `Ld` (tokens the encoder sees, marker included).
@@ -99,11 +78,6 @@ impl MultiVectorBuilder {
     /// Query length `Lq` (every query yields exactly this many rows with expansion).
     pub fn query_length(mut self, query_length: usize) -> Self {
         self.query_length = Some(query_length);
-        self
-    }
-
-    pub fn batch_size(mut self, batch_size: usize) -> Self {
-        self.batch_size = Some(batch_size);
         self
     }
 
@@ -121,9 +95,7 @@ impl MultiVectorBuilder {
     /// Checks what can be checked before loading: sizes, and the dimension against
     /// the registry when the model is a registry entry.
     pub fn validate(&self) -> Result<()> {
-        if let Some(n) = self.batch_size {
-            check_batch_size(n)?;
-        }
+        check_common(&self.runtime, self.batch_size)?;
         for (name, value) in [
             ("max_length", self.max_length),
             ("query_length", self.query_length),
@@ -147,10 +119,7 @@ impl MultiVectorBuilder {
 
     pub fn build(self) -> Result<MultiVectorEmbedder> {
         self.validate()?;
-        let name = self.model.clone().ok_or_else(|| {
-            TesseraError::Config("no model given: call .model(\"colbert-v2\") first".into())
-        })?;
-        let source = hub::resolve(&name, &self.hub)?;
+        let source = resolve_model(&self.model, &self.hub, "colbert-v2")?;
         MultiVectorEmbedder::from_source(source, self)
     }
 }

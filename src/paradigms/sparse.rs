@@ -6,15 +6,15 @@ use std::path::Path;
 use rayon::prelude::*;
 use serde::Deserialize;
 
-use crate::device::{DType, Device};
 use crate::encoder::{RuntimeOptions, TextEncoder};
 use crate::error::{Result, TesseraError};
 use crate::heads::splade::{SpladeHead, SpladeHeadConfig};
-use crate::hub::{self, HubOptions, ModelSource};
+use crate::hub::{HubOptions, ModelSource};
 use crate::layout::{read_json, read_optional_json, SentenceTransformersLayout};
 use crate::matrix::Matrix;
 use crate::paradigms::common::{
-    check_batch_size, check_max_length, EncodeOptions, DEFAULT_BATCH_SIZE,
+    check_batch_size, check_common, check_max_length, common_builder_setters, resolve_model,
+    EncodeOptions, DEFAULT_BATCH_SIZE,
 };
 use crate::paradigms::dense::resolve_max_length;
 use crate::progress::Progress;
@@ -209,6 +209,8 @@ pub struct SparseBuilder {
 }
 
 impl SparseBuilder {
+    common_builder_setters!();
+
     pub fn new() -> Self {
         SparseBuilder {
             hub: HubOptions::from_env(),
@@ -216,38 +218,8 @@ impl SparseBuilder {
         }
     }
 
-    pub fn model(mut self, model: impl Into<String>) -> Self {
-        self.model = Some(model.into());
-        self
-    }
-
-    pub fn device(mut self, device: Device) -> Self {
-        self.runtime.device = device;
-        self
-    }
-
-    pub fn dtype(mut self, dtype: DType) -> Self {
-        self.runtime.dtype = dtype;
-        self
-    }
-
-    pub fn revision(mut self, revision: impl Into<String>) -> Self {
-        self.hub.revision = Some(revision.into());
-        self
-    }
-
-    pub fn hub_options(mut self, hub: HubOptions) -> Self {
-        self.hub = hub;
-        self
-    }
-
     pub fn max_length(mut self, max_length: usize) -> Self {
         self.max_length = Some(max_length);
-        self
-    }
-
-    pub fn batch_size(mut self, batch_size: usize) -> Self {
-        self.batch_size = Some(batch_size);
         self
     }
 
@@ -275,10 +247,7 @@ impl SparseBuilder {
 
     /// Checks what can be checked before loading.
     pub fn validate(&self) -> Result<()> {
-        self.runtime.device.ensure_compiled()?;
-        if let Some(n) = self.batch_size {
-            check_batch_size(n)?;
-        }
+        check_common(&self.runtime, self.batch_size)?;
         if let Some(n) = self.max_length {
             check_max_length(n)?;
         }
@@ -293,10 +262,7 @@ impl SparseBuilder {
 
     pub fn build(self) -> Result<SparseEmbedder> {
         self.validate()?;
-        let name = self.model.clone().ok_or_else(|| {
-            TesseraError::Config("no model given: call .model(\"splade-v3\") first".into())
-        })?;
-        let source = hub::resolve(&name, &self.hub)?;
+        let source = resolve_model(&self.model, &self.hub, "splade-v3")?;
         SparseEmbedder::from_source(source, self)
     }
 }

@@ -9,15 +9,16 @@
 
 use std::path::Path;
 
-use crate::device::{DType, Device};
 use crate::encoder::RuntimeOptions;
 use crate::error::{Result, TesseraError};
-use crate::hub::{self, HubOptions, ModelSource};
+use crate::hub::{HubOptions, ModelSource};
 use crate::layout::read_json;
 use crate::matrix::Matrix;
 use crate::models::checkpoint::{weight_files, Checkpoint};
 use crate::models::chronos_bolt::{ChronosBolt, Config};
-use crate::paradigms::common::{check_batch_size, DEFAULT_BATCH_SIZE};
+use crate::paradigms::common::{
+    check_common, common_builder_setters, resolve_model, DEFAULT_BATCH_SIZE,
+};
 use crate::registry::Paradigm;
 use crate::text::length_sorted_batches;
 
@@ -32,36 +33,13 @@ pub struct TimeSeriesBuilder {
 }
 
 impl TimeSeriesBuilder {
+    common_builder_setters!();
+
     pub fn new() -> Self {
         TimeSeriesBuilder {
             hub: HubOptions::from_env(),
             ..Default::default()
         }
-    }
-
-    pub fn model(mut self, model: impl Into<String>) -> Self {
-        self.model = Some(model.into());
-        self
-    }
-
-    pub fn device(mut self, device: Device) -> Self {
-        self.runtime.device = device;
-        self
-    }
-
-    pub fn dtype(mut self, dtype: DType) -> Self {
-        self.runtime.dtype = dtype;
-        self
-    }
-
-    pub fn revision(mut self, revision: impl Into<String>) -> Self {
-        self.hub.revision = Some(revision.into());
-        self
-    }
-
-    pub fn hub_options(mut self, hub: HubOptions) -> Self {
-        self.hub = hub;
-        self
     }
 
     /// Default horizon of `forecast` calls (the model's native one when unset).
@@ -70,16 +48,8 @@ impl TimeSeriesBuilder {
         self
     }
 
-    /// Series per model call (times the number of quantiles beyond the native horizon).
-    pub fn batch_size(mut self, batch_size: usize) -> Self {
-        self.batch_size = Some(batch_size);
-        self
-    }
-
     pub fn validate(&self) -> Result<()> {
-        if let Some(n) = self.batch_size {
-            check_batch_size(n)?;
-        }
+        check_common(&self.runtime, self.batch_size)?;
         if let Some(n) = self.prediction_length {
             check_prediction_length(n)?;
         }
@@ -88,10 +58,7 @@ impl TimeSeriesBuilder {
 
     pub fn build(self) -> Result<TimeSeriesForecaster> {
         self.validate()?;
-        let name = self.model.clone().ok_or_else(|| {
-            TesseraError::Config("no model given: call .model(\"chronos-bolt-small\") first".into())
-        })?;
-        let source = hub::resolve(&name, &self.hub)?;
+        let source = resolve_model(&self.model, &self.hub, "chronos-bolt-small")?;
         TimeSeriesForecaster::from_source(source, self)
     }
 }
