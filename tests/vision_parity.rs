@@ -335,8 +335,22 @@ fn documents_queries_and_scores_match_end_to_end() {
         let got = hidden.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert_close("query 0 hidden states", &got, &want, 1e-4, 1e-4);
 
-        let scores = model.similarity_matrix(&qs, &docs).unwrap();
         let (_, want) = case.array_f32("scores");
+        // From the reference's pixel values the model is held to tier A for every
+        // document, JPEG included.
+        let (dims, pixels) = case.array_f32("doc_pixel_values");
+        let pixels = Tensor::from_vec(pixels, dims.as_slice(), &Device::Cpu).unwrap();
+        let from_pixels = model.encode_pixel_values(&pixels).unwrap();
+        let scores = model.similarity_matrix(&qs, &from_pixels).unwrap();
+        let atol = tolerance(&case, &["model_from_pixel_values", "scores_max_abs"]);
+        eprintln!(
+            "{}: scores from pixel values, max abs diff {:.2e}",
+            case.name(),
+            max_abs_diff(&scores.data, &want)
+        );
+        assert_close("scores from pixel values", &scores.data, &want, atol, 0.0);
+
+        let scores = model.similarity_matrix(&qs, &docs).unwrap();
         if all_exact {
             let atol = tolerance(&case, &["end_to_end_tier_A", "scores_max_abs"]);
             assert_close("scores", &scores.data, &want, atol, 0.0);
