@@ -22,7 +22,10 @@ pub fn paradigm_of_dir(dir: &Path) -> Result<Paradigm> {
     if config.get("chronos_config").is_some() {
         return Ok(Paradigm::Timeseries);
     }
-    let model_type = config.get("model_type").and_then(|v| v.as_str()).unwrap_or("");
+    let model_type = config
+        .get("model_type")
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
     if matches!(model_type, "colpali" | "paligemma") {
         return Ok(Paradigm::Vision);
     }
@@ -33,7 +36,10 @@ pub fn paradigm_of_dir(dir: &Path) -> Result<Paradigm> {
     let masked_lm = config
         .get("architectures")
         .and_then(|a| a.as_array())
-        .is_some_and(|a| a.iter().any(|v| v.as_str().is_some_and(|s| s.ends_with("ForMaskedLM"))));
+        .is_some_and(|a| {
+            a.iter()
+                .any(|v| v.as_str().is_some_and(|s| s.ends_with("ForMaskedLM")))
+        });
     if masked_lm || layout.module("SpladePooling").is_some() {
         return Ok(Paradigm::Sparse);
     }

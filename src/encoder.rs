@@ -47,7 +47,10 @@ impl TextEncoder {
             ));
         }
         let raw: serde_json::Value = read_json(&config_path)?;
-        let model_type = raw.get("model_type").and_then(|v| v.as_str()).unwrap_or("bert");
+        let model_type = raw
+            .get("model_type")
+            .and_then(|v| v.as_str())
+            .unwrap_or("bert");
         if !BERT_MODEL_TYPES.contains(&model_type) {
             return Err(TesseraError::load(
                 dir.display().to_string(),
@@ -58,14 +61,19 @@ impl TextEncoder {
             ));
         }
         let config: BertConfig = serde_json::from_value(raw).map_err(|e| {
-            TesseraError::load(config_path.display().to_string(), format!("invalid BERT config: {e}"))
+            TesseraError::load(
+                config_path.display().to_string(),
+                format!("invalid BERT config: {e}"),
+            )
         })?;
         let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json"))?;
         let device = runtime.device.to_candle()?;
         let vb = Checkpoint::open(&weight_files(dir)?, prefixes)?
             .into_var_builder(runtime.dtype.to_candle(), &device);
         let model = BertModel::load(vb.clone(), &config).map_err(|e| match e {
-            TesseraError::Tensor(inner) => TesseraError::load(dir.display().to_string(), inner.to_string()),
+            TesseraError::Tensor(inner) => {
+                TesseraError::load(dir.display().to_string(), inner.to_string())
+            }
             other => other,
         })?;
         Ok((
@@ -109,7 +117,9 @@ impl TextEncoder {
         }
         results
             .into_iter()
-            .map(|r| r.ok_or_else(|| TesseraError::Encoding("a batch returned too few rows".into())))
+            .map(|r| {
+                r.ok_or_else(|| TesseraError::Encoding("a batch returned too few rows".into()))
+            })
             .collect()
     }
 }

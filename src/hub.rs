@@ -171,7 +171,10 @@ fn fetch_repo(repo_id: &str, options: &HubOptions) -> Result<PathBuf> {
 fn shard_names(index_path: &Path) -> Result<Vec<String>> {
     let text = std::fs::read_to_string(index_path).map_err(|e| TesseraError::io(index_path, e))?;
     let index: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-        TesseraError::load(index_path.display().to_string(), format!("invalid JSON: {e}"))
+        TesseraError::load(
+            index_path.display().to_string(),
+            format!("invalid JSON: {e}"),
+        )
     })?;
     let mut shards: Vec<String> = index
         .get("weight_map")

@@ -12,9 +12,8 @@ use crate::registry::PoolingKind;
 /// Reads and parses a JSON file, naming the file in every error.
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| TesseraError::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| {
-        TesseraError::load(path.display().to_string(), format!("invalid JSON: {e}"))
-    })
+    serde_json::from_str(&text)
+        .map_err(|e| TesseraError::load(path.display().to_string(), format!("invalid JSON: {e}")))
 }
 
 /// Reads a JSON file if it exists.
@@ -70,7 +69,10 @@ impl PoolingConfig {
     pub fn kind(&self, path: &Path) -> Result<PoolingKind> {
         let unsupported = [
             (self.pooling_mode_max_tokens, "max_tokens"),
-            (self.pooling_mode_mean_sqrt_len_tokens, "mean_sqrt_len_tokens"),
+            (
+                self.pooling_mode_mean_sqrt_len_tokens,
+                "mean_sqrt_len_tokens",
+            ),
             (self.pooling_mode_weightedmean_tokens, "weightedmean_tokens"),
         ];
         if let Some((_, name)) = unsupported.iter().find(|(on, _)| *on) {

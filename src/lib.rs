@@ -28,10 +28,17 @@ pub use error::{Result, TesseraError};
 pub use matrix::Matrix;
 pub use paradigms::common::EncodeOptions;
 pub use paradigms::dense::{DenseBuilder, DenseEmbedder};
-pub use registry::{list_models, ModelSpec, Paradigm, PoolingKind};
+pub use paradigms::multivector::{
+    ColbertLayout, MultiVectorBuilder, MultiVectorEmbedder, TokenEmbeddings,
+};
 pub use paradigms::sparse::{SparseBuilder, SparseEmbedder, SparseVector};
-pub use paradigms::multivector::{ColbertLayout, MultiVectorBuilder, MultiVectorEmbedder, TokenEmbeddings};
-pub use quantization::{quantize, quantize_embeddings, Precision, QuantizationConfig, QuantizedArray, QuantizedEmbeddings};
-pub use paradigms::timeseries::{Forecast, SeriesEmbeddings, TimeSeriesBuilder, TimeSeriesForecaster};
+pub use paradigms::timeseries::{
+    Forecast, SeriesEmbeddings, TimeSeriesBuilder, TimeSeriesForecaster,
+};
 pub use paradigms::vision::{VisionBuilder, VisionEmbedder};
+pub use quantization::{
+    quantize, quantize_embeddings, Precision, QuantizationConfig, QuantizedArray,
+    QuantizedEmbeddings,
+};
+pub use registry::{list_models, ModelSpec, Paradigm, PoolingKind};
 pub use vision::{ImageInput, MAX_IMAGE_PIXELS};

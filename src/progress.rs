@@ -10,10 +10,11 @@ pub struct Progress {
 impl Progress {
     pub fn new(total: usize, label: &str, show: bool) -> Self {
         let bar = show.then(|| {
-            let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
-            if let Ok(style) = ProgressStyle::with_template(
-                "{msg} [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})",
-            ) {
+            let bar =
+                ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+            if let Ok(style) =
+                ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})")
+            {
                 bar.set_style(style.progress_chars("=> "));
             }
             bar.set_message(label.to_string());

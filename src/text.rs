@@ -23,7 +23,10 @@ impl TextTokenizer {
             ));
         }
         let mut tokenizer = Tokenizer::from_file(path).map_err(|e| {
-            TesseraError::load(path.display().to_string(), format!("invalid tokenizer.json: {e}"))
+            TesseraError::load(
+                path.display().to_string(),
+                format!("invalid tokenizer.json: {e}"),
+            )
         })?;
         tokenizer.with_padding(None);
         tokenizer
@@ -56,7 +59,10 @@ impl TextTokenizer {
     /// Token ids of each text, special tokens added, cut to `max_length` tokens the way
     /// the reference does: the first `max_length - specials` pieces are kept.
     pub fn encode_batch(&self, texts: &[&str], max_length: usize) -> Result<Vec<Vec<u32>>> {
-        let specials = self.tokenizer.get_post_processor().map_or(0, |p| p.added_tokens(false));
+        let specials = self
+            .tokenizer
+            .get_post_processor()
+            .map_or(0, |p| p.added_tokens(false));
         if max_length <= specials {
             return Err(TesseraError::Config(format!(
                 "max_length {max_length} leaves no room for text after {specials} special tokens"

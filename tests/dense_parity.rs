@@ -21,12 +21,20 @@ fn embeddings_match_sentence_transformers() {
     for case in Case::all("dense") {
         let model = load(&case);
         let texts = case.texts("texts");
-        let got = model.encode_batch(&strs(&texts), &EncodeOptions::default()).unwrap();
+        let got = model
+            .encode_batch(&strs(&texts), &EncodeOptions::default())
+            .unwrap();
         let check = case.check("embeddings").unwrap();
         let (atol, rtol) = tolerances(check);
         let (dims, want) = case.array_f32("embeddings");
         assert_eq!((got.rows, got.cols), (dims[0], dims[1]), "{}", case.name());
-        assert_close(&format!("{} embeddings", case.name()), &got.data, &want, atol, rtol);
+        assert_close(
+            &format!("{} embeddings", case.name()),
+            &got.data,
+            &want,
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -62,10 +70,18 @@ fn matryoshka_truncation_renormalises() {
             .unwrap();
         assert_eq!(model.dimension(), dim);
         let texts = case.texts("texts");
-        let got = model.encode_batch(&strs(&texts), &EncodeOptions::default()).unwrap();
+        let got = model
+            .encode_batch(&strs(&texts), &EncodeOptions::default())
+            .unwrap();
         let (atol, rtol) = tolerances(check);
         let (_, want) = case.array_f32("truncate_16_normalized");
-        assert_close(&format!("{} truncate", case.name()), &got.data, &want, atol, rtol);
+        assert_close(
+            &format!("{} truncate", case.name()),
+            &got.data,
+            &want,
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -81,10 +97,18 @@ fn explicit_normalisation_of_a_model_without_normalize() {
             .build()
             .unwrap();
         let texts = case.texts("texts");
-        let got = model.encode_batch(&strs(&texts), &EncodeOptions::default()).unwrap();
+        let got = model
+            .encode_batch(&strs(&texts), &EncodeOptions::default())
+            .unwrap();
         let (atol, rtol) = tolerances(check);
         let (_, want) = case.array_f32("embeddings_normalized");
-        assert_close(&format!("{} normalized", case.name()), &got.data, &want, atol, rtol);
+        assert_close(
+            &format!("{} normalized", case.name()),
+            &got.data,
+            &want,
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -96,7 +120,10 @@ fn cosine_similarity_matrix() {
             continue; // a similarity over one list (the real model's case): covered in Python
         };
         let model = load(&case);
-        let (a, b) = (case.texts(first.as_str().unwrap()), case.texts(second.as_str().unwrap()));
+        let (a, b) = (
+            case.texts(first.as_str().unwrap()),
+            case.texts(second.as_str().unwrap()),
+        );
         let (dims, want) = case.array_f32("similarity");
         let mut got = Vec::new();
         for x in &a {
@@ -106,7 +133,13 @@ fn cosine_similarity_matrix() {
         }
         assert_eq!(got.len(), dims[0] * dims[1]);
         let (atol, rtol) = tolerances(check);
-        assert_close(&format!("{} similarity", case.name()), &got, &want, atol, rtol);
+        assert_close(
+            &format!("{} similarity", case.name()),
+            &got,
+            &want,
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -115,10 +148,18 @@ fn a_text_encodes_the_same_alone_and_in_a_batch() {
     for case in Case::all("dense") {
         let model = load(&case);
         let texts = case.texts("texts");
-        let batch = model.encode_batch(&strs(&texts), &EncodeOptions::default()).unwrap();
+        let batch = model
+            .encode_batch(&strs(&texts), &EncodeOptions::default())
+            .unwrap();
         for (i, text) in texts.iter().enumerate() {
             let alone = model.encode(text).unwrap();
-            assert_close(&format!("{} text {i}", case.name()), &alone, batch.row(i), 1e-5, 0.0);
+            assert_close(
+                &format!("{} text {i}", case.name()),
+                &alone,
+                batch.row(i),
+                1e-5,
+                0.0,
+            );
         }
     }
 }

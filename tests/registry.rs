@@ -66,7 +66,10 @@ fn lookups_by_id_and_repo_ignore_case() {
     assert_eq!(by_id.id, by_repo.id);
     assert!(registry::find("no-such-model").is_none());
     assert_eq!(registry::list_models(Some(Paradigm::Sparse)).len(), 4);
-    assert_eq!(registry::list_models(None).len(), registry::all_models().len());
+    assert_eq!(
+        registry::list_models(None).len(),
+        registry::all_models().len()
+    );
 }
 
 #[test]
@@ -92,9 +95,13 @@ fn matryoshka_dimensions_are_checked() {
 
 #[test]
 fn unsupported_entries_refuse_with_the_missing_architecture() {
-    let err = tessera::DenseEmbedder::new("nomic-embed-text-v1.5").err().unwrap();
+    let err = tessera::DenseEmbedder::new("nomic-embed-text-v1.5")
+        .err()
+        .unwrap();
     match err {
-        TesseraError::ModelLoad { reason, .. } => assert!(reason.contains("nomic-bert"), "{reason}"),
+        TesseraError::ModelLoad { reason, .. } => {
+            assert!(reason.contains("nomic-bert"), "{reason}")
+        }
         other => panic!("{other:?}"),
     }
 }

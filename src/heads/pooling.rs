@@ -29,7 +29,8 @@ pub fn pool(hidden: &Tensor, spans: &[Span], kind: PoolingKind) -> Result<Tensor
                 let share = 1.0 / span.len.max(1) as f32;
                 weights[row * total + span.start..row * total + span.start + span.len].fill(share);
             }
-            let averaging = Tensor::from_vec(weights, (spans.len(), total), device)?.to_dtype(hidden.dtype())?;
+            let averaging = Tensor::from_vec(weights, (spans.len(), total), device)?
+                .to_dtype(hidden.dtype())?;
             averaging.matmul(hidden)?
         }
     };

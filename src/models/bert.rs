@@ -100,7 +100,11 @@ impl PackedBatch {
                 attended: keys,
             });
         }
-        PackedBatch { ids, positions, spans }
+        PackedBatch {
+            ids,
+            positions,
+            spans,
+        }
     }
 
     pub fn total_tokens(&self) -> usize {
@@ -212,10 +216,15 @@ impl Embeddings {
             cfg.hidden_size,
             vb.pp("position_embeddings"),
         )?;
-        let token_types = candle_nn::embedding(cfg.type_vocab_size, cfg.hidden_size, vb.pp("token_type_embeddings"))?;
+        let token_types = candle_nn::embedding(
+            cfg.type_vocab_size,
+            cfg.hidden_size,
+            vb.pp("token_type_embeddings"),
+        )?;
         // Every input here is a single segment, so token type 0 is a constant row.
         let token_type_zero = token_types.embeddings().get(0)?;
-        let layer_norm = candle_nn::layer_norm(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("LayerNorm"))?;
+        let layer_norm =
+            candle_nn::layer_norm(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("LayerNorm"))?;
         Ok(Embeddings {
             word,
             position,
@@ -255,10 +264,14 @@ impl SelfAttention {
         let (wk, bk) = part("key")?;
         let (wv, bv) = part("value")?;
         // One fused projection: a single larger matmul beats three small ones.
-        let qkv = Linear::new(Tensor::cat(&[wq, wk, wv], 0)?, Some(Tensor::cat(&[bq, bk, bv], 0)?));
+        let qkv = Linear::new(
+            Tensor::cat(&[wq, wk, wv], 0)?,
+            Some(Tensor::cat(&[bq, bk, bv], 0)?),
+        );
         let out_vb = vb.pp("output");
         let output = candle_nn::linear(hidden, hidden, out_vb.pp("dense"))?;
-        let output_norm = candle_nn::layer_norm(hidden, cfg.layer_norm_eps, out_vb.pp("LayerNorm"))?;
+        let output_norm =
+            candle_nn::layer_norm(hidden, cfg.layer_norm_eps, out_vb.pp("LayerNorm"))?;
         let head_dim = hidden / cfg.num_attention_heads;
         Ok(SelfAttention {
             qkv,
@@ -298,7 +311,10 @@ impl SelfAttention {
         let v = split(2 * hidden, span.attended)?;
         let scores = q.matmul(&k.t()?)?;
         let weights = candle_nn::ops::softmax_last_dim(&scores)?;
-        weights.matmul(&v)?.transpose(0, 1)?.reshape((span.len, hidden))
+        weights
+            .matmul(&v)?
+            .transpose(0, 1)?
+            .reshape((span.len, hidden))
     }
 }
 
@@ -322,12 +338,23 @@ impl Layer {
                 vb.pp("intermediate").pp("dense"),
             )?,
             activation: cfg.hidden_act,
-            output: candle_nn::linear(cfg.intermediate_size, cfg.hidden_size, vb.pp("output").pp("dense"))?,
-            output_norm: candle_nn::layer_norm(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("output").pp("LayerNorm"))?,
+            output: candle_nn::linear(
+                cfg.intermediate_size,
+                cfg.hidden_size,
+                vb.pp("output").pp("dense"),
+            )?,
+            output_norm: candle_nn::layer_norm(
+                cfg.hidden_size,
+                cfg.layer_norm_eps,
+                vb.pp("output").pp("LayerNorm"),
+            )?,
             cpu: None,
         };
         let weight = layer.intermediate.weight();
-        if weight.device().is_cpu() && weight.dtype() == DType::F32 && layer.activation == Activation::Gelu {
+        if weight.device().is_cpu()
+            && weight.dtype() == DType::F32
+            && layer.activation == Activation::Gelu
+        {
             layer.cpu = Some(CpuLayerParams {
                 qkv_bias: bias_of(&layer.attention.qkv)?,
                 attention_bias: bias_of(&layer.attention.output)?,
@@ -347,14 +374,21 @@ impl Layer {
             }
         }
         let attended = self.attention.forward(hidden, spans)?;
-        let inner = self.activation.forward(&self.intermediate.forward(&attended)?)?;
+        let inner = self
+            .activation
+            .forward(&self.intermediate.forward(&attended)?)?;
         let out = self.output.forward(&inner)?;
         self.output_norm.forward(&out.add(&attended)?)
     }
 
     /// The same layer with Candle's matmuls and the fused CPU kernels for the rest,
     /// applied in place on the matmul outputs.
-    fn forward_cpu(&self, hidden: &Tensor, spans: &[Span], p: &CpuLayerParams) -> candle_core::Result<Tensor> {
+    fn forward_cpu(
+        &self,
+        hidden: &Tensor,
+        spans: &[Span],
+        p: &CpuLayerParams,
+    ) -> candle_core::Result<Tensor> {
         let (tokens, width) = hidden.dims2()?;
         let attention = &self.attention;
         let qkv = project(hidden, &attention.qkv)?;
@@ -427,7 +461,11 @@ impl BertModel {
     /// Last hidden states `[total_tokens, hidden]` of a packed batch, in the model's dtype.
     pub fn forward(&self, batch: &PackedBatch) -> Result<Tensor> {
         if batch.total_tokens() == 0 {
-            return Ok(Tensor::zeros((0, self.config.hidden_size), self.dtype(), &self.device)?);
+            return Ok(Tensor::zeros(
+                (0, self.config.hidden_size),
+                self.dtype(),
+                &self.device,
+            )?);
         }
         let longest = batch.max_len();
         if longest > self.config.max_position_embeddings {
@@ -436,7 +474,11 @@ impl BertModel {
                 self.config.max_position_embeddings
             )));
         }
-        if let Some(bad) = batch.ids.iter().find(|&&id| id as usize >= self.config.vocab_size) {
+        if let Some(bad) = batch
+            .ids
+            .iter()
+            .find(|&&id| id as usize >= self.config.vocab_size)
+        {
             return Err(TesseraError::Encoding(format!(
                 "token id {bad} is outside the model's vocabulary of {}",
                 self.config.vocab_size
@@ -467,7 +509,12 @@ impl BertModel {
                     ..*s
                 })
                 .collect();
-            outputs.push(self.forward_spans(&batch.ids[start..end], &batch.positions[start..end], &spans, true)?);
+            outputs.push(self.forward_spans(
+                &batch.ids[start..end],
+                &batch.positions[start..end],
+                &spans,
+                true,
+            )?);
             first = last;
         }
         Ok(Tensor::cat(&outputs, 0)?)
@@ -505,16 +552,28 @@ mod tests {
     fn model(heads: usize) -> candle_core::Result<BertModel> {
         let (hidden, inner, vocab, positions) = (64, 96, 40, 64);
         let mut shapes: Vec<(String, Vec<usize>)> = vec![
-            ("embeddings.word_embeddings.weight".into(), vec![vocab, hidden]),
-            ("embeddings.position_embeddings.weight".into(), vec![positions, hidden]),
-            ("embeddings.token_type_embeddings.weight".into(), vec![2, hidden]),
+            (
+                "embeddings.word_embeddings.weight".into(),
+                vec![vocab, hidden],
+            ),
+            (
+                "embeddings.position_embeddings.weight".into(),
+                vec![positions, hidden],
+            ),
+            (
+                "embeddings.token_type_embeddings.weight".into(),
+                vec![2, hidden],
+            ),
             ("embeddings.LayerNorm.weight".into(), vec![hidden]),
             ("embeddings.LayerNorm.bias".into(), vec![hidden]),
         ];
         for i in 0..2 {
             let p = format!("encoder.layer.{i}");
             for part in ["query", "key", "value"] {
-                shapes.push((format!("{p}.attention.self.{part}.weight"), vec![hidden, hidden]));
+                shapes.push((
+                    format!("{p}.attention.self.{part}.weight"),
+                    vec![hidden, hidden],
+                ));
                 shapes.push((format!("{p}.attention.self.{part}.bias"), vec![hidden]));
             }
             for (name, shape) in [
@@ -538,7 +597,9 @@ mod tests {
             let count = shape.iter().product();
             let values: Vec<f32> = (0..count)
                 .map(|_| {
-                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
                     ((seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.6
                 })
                 .collect();
@@ -575,7 +636,11 @@ mod tests {
             assert!(model.layers.iter().all(|l| l.cpu.is_some()));
             // More tokens than CPU_CHUNK_TOKENS, so the batch runs in chunks.
             let many: Vec<Vec<u32>> = (0..150)
-                .map(|t| (0..t * 7 % 60 + 1).map(|i| ((i * 5 + t) % 40) as u32).collect())
+                .map(|t| {
+                    (0..t * 7 % 60 + 1)
+                        .map(|i| ((i * 5 + t) % 40) as u32)
+                        .collect()
+                })
                 .collect();
             let cases = [
                 PackedBatch::new(&sequences, None),
@@ -588,13 +653,17 @@ mod tests {
                     .forward(&batch)
                     .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
                 let ids = Tensor::from_slice(&batch.ids, batch.ids.len(), &Device::Cpu)?;
-                let positions = Tensor::from_slice(&batch.positions, batch.positions.len(), &Device::Cpu)?;
+                let positions =
+                    Tensor::from_slice(&batch.positions, batch.positions.len(), &Device::Cpu)?;
                 let mut reference = model.embeddings.forward(&ids, &positions)?;
                 for layer in &model.layers {
                     reference = layer.forward(&reference, &batch.spans, false)?;
                 }
                 let diff = (fused - reference)?.abs()?.max_all()?.to_scalar::<f32>()?;
-                assert!(diff <= 1e-5, "{heads} heads, case {case}: max difference {diff}");
+                assert!(
+                    diff <= 1e-5,
+                    "{heads} heads, case {case}: max difference {diff}"
+                );
             }
         }
         Ok(())

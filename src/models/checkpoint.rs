@@ -37,7 +37,11 @@ impl Checkpoint {
                 format!("not a valid safetensors file (truncated or corrupt?): {e}"),
             )
         })?;
-        let names = tensors.tensors().into_iter().map(|(name, _)| name).collect();
+        let names = tensors
+            .tensors()
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
         Ok(Checkpoint {
             tensors,
             names,
@@ -110,7 +114,12 @@ impl SimpleBackend for Checkpoint {
         Ok(tensor)
     }
 
-    fn get_unchecked(&self, name: &str, dtype: DType, device: &Device) -> candle_core::Result<Tensor> {
+    fn get_unchecked(
+        &self,
+        name: &str,
+        dtype: DType,
+        device: &Device,
+    ) -> candle_core::Result<Tensor> {
         let stored = self.resolve(name).ok_or_else(|| {
             candle_core::Error::Msg(format!("weight '{name}' is missing from the checkpoint"))
         })?;
@@ -132,20 +141,31 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let index = dir.join("model.safetensors.index.json");
     if index.is_file() {
         let text = std::fs::read_to_string(&index).map_err(|e| TesseraError::io(&index, e))?;
-        let parsed: HashMap<String, serde_json::Value> = serde_json::from_str(&text)
-            .map_err(|e| TesseraError::load(index.display().to_string(), format!("invalid JSON: {e}")))?;
+        let parsed: HashMap<String, serde_json::Value> =
+            serde_json::from_str(&text).map_err(|e| {
+                TesseraError::load(index.display().to_string(), format!("invalid JSON: {e}"))
+            })?;
         let mut shards: Vec<String> = parsed
             .get("weight_map")
             .and_then(|m| m.as_object())
-            .map(|m| m.values().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .map(|m| {
+                m.values()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
         shards.sort();
         shards.dedup();
         return Ok(shards.into_iter().map(|s| dir.join(s)).collect());
     }
-    let has_other_weights = ["pytorch_model.bin", "model.bin", "tf_model.h5", "model.onnx"]
-        .iter()
-        .any(|f| dir.join(f).exists());
+    let has_other_weights = [
+        "pytorch_model.bin",
+        "model.bin",
+        "tf_model.h5",
+        "model.onnx",
+    ]
+    .iter()
+    .any(|f| dir.join(f).exists());
     let reason = if has_other_weights {
         "no model.safetensors: only safetensors weights are loaded (convert the checkpoint with \
          `safetensors` first)"

@@ -20,7 +20,10 @@ fn f32_elements<'a>(storage: &'a CpuStorage, layout: &Layout) -> candle_core::Re
     Ok(&storage.as_slice::<f32>()?[start..end])
 }
 
-fn f32_elements_mut<'a>(storage: &'a mut CpuStorage, layout: &Layout) -> candle_core::Result<&'a mut [f32]> {
+fn f32_elements_mut<'a>(
+    storage: &'a mut CpuStorage,
+    layout: &Layout,
+) -> candle_core::Result<&'a mut [f32]> {
     let Some((start, end)) = layout.contiguous_offsets() else {
         candle_core::bail!("the CPU kernels need contiguous tensors")
     };
@@ -180,12 +183,21 @@ with_avx2! {
 }
 
 /// `layer_norm(x + bias + residual) * gamma + beta` of every row of `x`, in place.
-pub fn bias_residual_layer_norm(x: &mut [f32], bias: &[f32], residual: &[f32], gamma: &[f32], beta: &[f32], eps: f32) {
+pub fn bias_residual_layer_norm(
+    x: &mut [f32],
+    bias: &[f32],
+    residual: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+) {
     let width = bias.len();
     let chunk = width * rows_per_task(width);
     x.par_chunks_mut(chunk)
         .zip(residual.par_chunks(chunk))
-        .for_each(|(rows, residual)| bias_residual_layer_norm_rows(rows, bias, residual, gamma, beta, eps));
+        .for_each(|(rows, residual)| {
+            bias_residual_layer_norm_rows(rows, bias, residual, gamma, beta, eps)
+        });
 }
 
 with_avx2! {
@@ -218,7 +230,11 @@ fn layer_norm_row(row: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
             *s += (v - mean) * (v - mean);
         }
     }
-    let tail: f32 = chunks.remainder().iter().map(|v| (v - mean) * (v - mean)).sum();
+    let tail: f32 = chunks
+        .remainder()
+        .iter()
+        .map(|v| (v - mean) * (v - mean))
+        .sum();
     let variance = (squares.iter().sum::<f32>() + tail) / n;
     let inv_std = 1.0 / (variance + eps).sqrt();
     for ((v, g), b) in row.iter_mut().zip(gamma).zip(beta) {
@@ -249,7 +265,12 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
             *s += u * v;
         }
     }
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(u, v)| u * v).sum();
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(u, v)| u * v)
+        .sum();
     acc.iter().sum::<f32>() + tail
 }
 
@@ -259,7 +280,14 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// `qkv` is `[tokens, 3 * hidden]` (queries, keys, values side by side, before their
 /// `bias`); the result is the context `[tokens, hidden]`, heads side by side. `spans`
 /// must tile the tokens in order (as [`super::bert::PackedBatch`] lays them out).
-pub fn attention(qkv: &[f32], bias: &[f32], spans: &[Span], heads: usize, head_dim: usize, scale: f32) -> Vec<f32> {
+pub fn attention(
+    qkv: &[f32],
+    bias: &[f32],
+    spans: &[Span],
+    heads: usize,
+    head_dim: usize,
+    scale: f32,
+) -> Vec<f32> {
     let hidden = heads * head_dim;
     let tokens = qkv.len() / (3 * hidden);
     let mut context = vec![0f32; tokens * hidden];
@@ -270,7 +298,11 @@ pub fn attention(qkv: &[f32], bias: &[f32], spans: &[Span], heads: usize, head_d
         parts.push((span, part));
         rest = tail;
     }
-    let shape = HeadShape { heads, head_dim, scale };
+    let shape = HeadShape {
+        heads,
+        head_dim,
+        scale,
+    };
     parts.into_par_iter().for_each(|(span, part)| {
         let rows = &qkv[span.start * 3 * hidden..(span.start + span.len) * 3 * hidden];
         attend_text(rows, bias, span.attended, &shape, part);
@@ -426,7 +458,10 @@ fn attend_head<const FMA: bool>(
     {
         // Rows past the text's end stay zero queries: computed, never written out.
         s.queries.fill(0.0);
-        for (row, query) in block_rows.chunks_exact(width).zip(s.queries.chunks_exact_mut(d)) {
+        for (row, query) in block_rows
+            .chunks_exact(width)
+            .zip(s.queries.chunks_exact_mut(d))
+        {
             for ((q, v), b) in query.iter_mut().zip(&row[q_at..q_at + d]).zip(q_bias) {
                 *q = (v + b) * shape.scale;
             }
@@ -443,8 +478,13 @@ fn attend_head<const FMA: bool>(
         }
         for cb in (0..d).step_by(LANES) {
             let acc = block_product::<FMA>(&s.probs, padded, &values[cb..], hidden, keys);
-            for ((acc_row, inv), out_row) in acc.iter().zip(inv).zip(block_out.chunks_exact_mut(hidden)) {
-                for (o, v) in out_row[q_at + cb..q_at + cb + LANES].iter_mut().zip(acc_row) {
+            for ((acc_row, inv), out_row) in
+                acc.iter().zip(inv).zip(block_out.chunks_exact_mut(hidden))
+            {
+                for (o, v) in out_row[q_at + cb..q_at + cb + LANES]
+                    .iter_mut()
+                    .zip(acc_row)
+                {
                     *o = v * inv;
                 }
             }
@@ -453,7 +493,14 @@ fn attend_head<const FMA: bool>(
 }
 
 /// [`attend_head`] for head sizes that are not a multiple of [`LANES`].
-fn attend_head_plain(rows: &[f32], bias: &[f32], keys: usize, head: usize, shape: &HeadShape, out: &mut [f32]) {
+fn attend_head_plain(
+    rows: &[f32],
+    bias: &[f32],
+    keys: usize,
+    head: usize,
+    shape: &HeadShape,
+    out: &mut [f32],
+) {
     let (d, hidden) = (shape.head_dim, shape.heads * shape.head_dim);
     let width = 3 * hidden;
     let (q_at, k_at, v_at) = (head * d, hidden + head * d, 2 * hidden + head * d);
@@ -510,15 +557,22 @@ mod tests {
         let mut got = xs.clone();
         bias_gelu(&mut got, &[0.0; 1]);
         for ((x, g), w) in xs.iter().zip(&got).zip(&want) {
-            assert!((g - w).abs() <= 2e-6 * (1.0 + w.abs()), "gelu({x}): {g} vs {w}");
+            assert!(
+                (g - w).abs() <= 2e-6 * (1.0 + w.abs()),
+                "gelu({x}): {g} vs {w}"
+            );
         }
     }
 
     #[test]
     fn layer_norm_matches_candle() {
         let width = 24;
-        let xs: Vec<f32> = (0..width * 5).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.07).collect();
-        let res: Vec<f32> = (0..width * 5).map(|i| ((i * 13 % 29) as f32 - 14.0) * 0.1).collect();
+        let xs: Vec<f32> = (0..width * 5)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.07)
+            .collect();
+        let res: Vec<f32> = (0..width * 5)
+            .map(|i| ((i * 13 % 29) as f32 - 14.0) * 0.1)
+            .collect();
         let bias: Vec<f32> = (0..width).map(|i| i as f32 * 0.01).collect();
         let gamma: Vec<f32> = (0..width).map(|i| 1.0 + i as f32 * 0.02).collect();
         let beta: Vec<f32> = (0..width).map(|i| i as f32 * -0.03).collect();

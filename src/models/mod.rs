@@ -3,8 +3,8 @@
 
 pub mod bert;
 pub mod checkpoint;
-mod cpu_kernels;
 pub mod chronos_bolt;
 pub mod colpali;
+mod cpu_kernels;
 pub mod gemma;
 pub mod siglip;

@@ -207,11 +207,7 @@ impl VisionEmbedder {
                 }
                 ImagePreprocessor::new(&processor, image_size).map_err(load_error)?
             }
-            None => ImagePreprocessor::new(
-                &serde_json::from_value(serde_json::json!({}))
-                    .map_err(|e| TesseraError::load(&source.name, e.to_string()))?,
-                image_size,
-            )?,
+            None => ImagePreprocessor::new(&ImageProcessorConfig::default(), image_size)?,
         };
         if preprocessor.width != image_size || preprocessor.height != image_size {
             return Err(TesseraError::load(
@@ -327,9 +323,15 @@ impl VisionEmbedder {
         let progress = Progress::new(images.len(), "documents", options.show_progress);
         let mut out = Vec::with_capacity(images.len());
         for chunk in images.chunks(batch_size) {
+            let first = out.len();
             let pixels = chunk
                 .par_iter()
-                .map(|image| self.preprocessor.pixel_values(image))
+                .enumerate()
+                .map(|(k, image)| {
+                    self.preprocessor
+                        .pixel_values(image)
+                        .map_err(|e| name_image(e, first + k))
+                })
                 .collect::<Result<Vec<_>>>()?;
             let (h, w) = (self.preprocessor.height, self.preprocessor.width);
             let pixel_values =
@@ -410,6 +412,15 @@ impl VisionEmbedder {
     /// MaxSim of every query against every document: `(queries, documents)`.
     pub fn similarity_matrix(&self, queries: &[Matrix], documents: &[Matrix]) -> Result<Matrix> {
         maxsim_matrix(queries, documents)
+    }
+}
+
+/// Says which image of a batch an input error is about.
+fn name_image(error: TesseraError, index: usize) -> TesseraError {
+    match error {
+        TesseraError::Encoding(m) => TesseraError::Encoding(format!("image {index}: {m}")),
+        TesseraError::Config(m) => TesseraError::Config(format!("image {index}: {m}")),
+        other => other,
     }
 }
 

@@ -353,6 +353,23 @@ pub struct ImageProcessorConfig {
     pub image_seq_length: Option<usize>,
 }
 
+impl Default for ImageProcessorConfig {
+    /// transformers' `SiglipImageProcessor` defaults (size from the vision tower).
+    fn default() -> Self {
+        ImageProcessorConfig {
+            size: None,
+            do_resize: true,
+            do_rescale: true,
+            do_normalize: true,
+            rescale_factor: default_rescale(),
+            image_mean: default_half(),
+            image_std: default_half(),
+            resample: default_resample(),
+            image_seq_length: None,
+        }
+    }
+}
+
 fn default_true() -> bool {
     true
 }

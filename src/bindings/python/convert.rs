@@ -76,7 +76,9 @@ pub fn model_arg(value: &Bound<'_, PyAny>) -> PyResult<String> {
     match os.call_method1("fspath", (value,)) {
         Ok(path) => match path.cast::<PyString>() {
             Ok(s) => Ok(s.to_str()?.to_owned()),
-            Err(_) => Err(PyTypeError::new_err("model path must be a text path, not bytes")),
+            Err(_) => Err(PyTypeError::new_err(
+                "model path must be a text path, not bytes",
+            )),
         },
         Err(_) => Err(PyTypeError::new_err(format!(
             "model must be a str (registry id, Hugging Face repo id or directory) or a \

@@ -5,12 +5,13 @@ use std::sync::Arc;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString};
 
-use super::convert::{
-    detached, matrix_to_numpy, model_arg, output_is_object, text_arg, texts_arg, vector_arg, vector_to_numpy,
-};
-use super::outputs::PyDenseEmbedding;
 use super::builders::py_builder;
+use super::convert::{
+    detached, matrix_to_numpy, model_arg, output_is_object, text_arg, texts_arg, vector_arg,
+    vector_to_numpy,
+};
 use super::device::{device_arg, dtype_arg};
+use super::outputs::PyDenseEmbedding;
 use crate::paradigms::common::EncodeOptions;
 use crate::paradigms::dense::{DenseBuilder, DenseEmbedder};
 use crate::similarity::cosine;
@@ -76,7 +77,12 @@ impl PyDense {
     /// Embeds one text: an array of shape `(dim,)`, or a `DenseEmbedding` with the text
     /// and its tokens when `output="object"`.
     #[pyo3(signature = (text, *, output="array"))]
-    fn encode<'py>(&self, py: Python<'py>, text: &Bound<'py, PyAny>, output: &str) -> PyResult<Bound<'py, PyAny>> {
+    fn encode<'py>(
+        &self,
+        py: Python<'py>,
+        text: &Bound<'py, PyAny>,
+        output: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let objects = output_is_object(output)?;
         let text = text_arg(text, "text")?;
         let model = Arc::clone(&self.inner);
@@ -86,7 +92,11 @@ impl PyDense {
         })?;
         if objects {
             let tokens = self.inner.token_strings(&text)?;
-            Ok(Bound::new(py, PyDenseEmbedding::wrap(py, vector, Some(text), Some(tokens)))?.into_any())
+            Ok(Bound::new(
+                py,
+                PyDenseEmbedding::wrap(py, vector, Some(text), Some(tokens)),
+            )?
+            .into_any())
         } else {
             Ok(vector_to_numpy(py, vector).into_any())
         }
@@ -120,7 +130,12 @@ impl PyDense {
         let list = PyList::empty(py);
         for (row, text) in matrix.iter_rows().zip(texts) {
             let tokens = self.inner.token_strings(&text)?;
-            list.append(PyDenseEmbedding::wrap(py, row.to_vec(), Some(text), Some(tokens)))?;
+            list.append(PyDenseEmbedding::wrap(
+                py,
+                row.to_vec(),
+                Some(text),
+                Some(tokens),
+            ))?;
         }
         Ok(list.into_any())
     }
@@ -152,7 +167,12 @@ impl PyDense {
 
     /// Cosine similarity of two texts or two vectors.
     #[pyo3(signature = (a, b))]
-    fn similarity(&self, py: Python<'_>, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<f32> {
+    fn similarity(
+        &self,
+        py: Python<'_>,
+        a: &Bound<'_, PyAny>,
+        b: &Bound<'_, PyAny>,
+    ) -> PyResult<f32> {
         let (a, b) = (self.vector_of(py, a, "a")?, self.vector_of(py, b, "b")?);
         Ok(cosine(&a, &b)?)
     }
@@ -200,7 +220,12 @@ impl PyDense {
         })
     }
 
-    fn vector_of(&self, py: Python<'_>, value: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<f32>> {
+    fn vector_of(
+        &self,
+        py: Python<'_>,
+        value: &Bound<'_, PyAny>,
+        name: &str,
+    ) -> PyResult<Vec<f32>> {
         if value.is_instance_of::<PyString>() {
             let text = text_arg(value, name)?;
             let model = Arc::clone(&self.inner);

@@ -41,7 +41,9 @@ impl PyDevice {
     #[classattr]
     #[pyo3(name = "Auto")]
     fn auto() -> Self {
-        PyDevice { inner: Device::Auto }
+        PyDevice {
+            inner: Device::Auto,
+        }
     }
 
     /// CUDA device number `index`.

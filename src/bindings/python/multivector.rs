@@ -9,8 +9,8 @@ use pyo3::types::{PyList, PyString};
 
 use super::builders::py_builder;
 use super::convert::{
-    array_protocol, detached, matrix_arg, matrix_to_numpy, model_arg, output_is_object, text_arg, texts_arg,
-    type_name,
+    array_protocol, detached, matrix_arg, matrix_to_numpy, model_arg, output_is_object, text_arg,
+    texts_arg, type_name,
 };
 use super::device::{device_arg, dtype_arg};
 use super::quantization::{quantization_arg, PyQuantizationConfig, PyQuantizedEmbeddings};
@@ -30,7 +30,10 @@ impl PyTokenEmbeddings {
     fn wrap(py: Python<'_>, inner: TokenEmbeddings) -> PyResult<Self> {
         let array = matrix_to_numpy(py, inner.embeddings.clone())?;
         array.readwrite().make_nonwriteable();
-        Ok(PyTokenEmbeddings { embeddings: array.unbind(), inner })
+        Ok(PyTokenEmbeddings {
+            embeddings: array.unbind(),
+            inner,
+        })
     }
 }
 
@@ -51,10 +54,20 @@ impl PyTokenEmbeddings {
         let token_ids = token_ids.unwrap_or_default();
         for (name, len) in [("tokens", tokens.len()), ("token_ids", token_ids.len())] {
             if len != 0 && len != rows {
-                return Err(PyValueError::new_err(format!("{name} has {len} entries for {rows} rows")));
+                return Err(PyValueError::new_err(format!(
+                    "{name} has {len} entries for {rows} rows"
+                )));
             }
         }
-        Self::wrap(py, TokenEmbeddings { text: text.unwrap_or_default(), embeddings, token_ids, tokens })
+        Self::wrap(
+            py,
+            TokenEmbeddings {
+                text: text.unwrap_or_default(),
+                embeddings,
+                token_ids,
+                tokens,
+            },
+        )
     }
 
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
@@ -123,7 +136,9 @@ impl PyTokenEmbeddings {
     }
 
     fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
-        other.cast::<PyTokenEmbeddings>().is_ok_and(|o| o.get().inner == self.inner)
+        other
+            .cast::<PyTokenEmbeddings>()
+            .is_ok_and(|o| o.get().inner == self.inner)
     }
 
     fn __repr__(&self) -> String {
@@ -192,19 +207,34 @@ impl PyMultiVector {
     /// A document's token matrix `(num_tokens, dim)`; `output="object"` gives a
     /// `TokenEmbeddings` with the token strings.
     #[pyo3(signature = (text, *, output="array"))]
-    fn encode<'py>(&self, py: Python<'py>, text: &Bound<'py, PyAny>, output: &str) -> PyResult<Bound<'py, PyAny>> {
+    fn encode<'py>(
+        &self,
+        py: Python<'py>,
+        text: &Bound<'py, PyAny>,
+        output: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
         self.encode_one(py, text, false, output)
     }
 
     /// A query's token matrix `(query_length, dim)`, expansion rows included.
     #[pyo3(signature = (text, *, output="array"))]
-    fn encode_query<'py>(&self, py: Python<'py>, text: &Bound<'py, PyAny>, output: &str) -> PyResult<Bound<'py, PyAny>> {
+    fn encode_query<'py>(
+        &self,
+        py: Python<'py>,
+        text: &Bound<'py, PyAny>,
+        output: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
         self.encode_one(py, text, true, output)
     }
 
     /// A document's token matrix (punctuation rows dropped).
     #[pyo3(signature = (text, *, output="array"))]
-    fn encode_document<'py>(&self, py: Python<'py>, text: &Bound<'py, PyAny>, output: &str) -> PyResult<Bound<'py, PyAny>> {
+    fn encode_document<'py>(
+        &self,
+        py: Python<'py>,
+        text: &Bound<'py, PyAny>,
+        output: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
         self.encode_one(py, text, false, output)
     }
 
@@ -221,7 +251,10 @@ impl PyMultiVector {
     ) -> PyResult<Bound<'py, PyList>> {
         let objects = output_is_object(output)?;
         let texts = texts_arg(texts, "texts")?;
-        let options = EncodeOptions { batch_size, show_progress };
+        let options = EncodeOptions {
+            batch_size,
+            show_progress,
+        };
         let model = Arc::clone(&self.inner);
         let encoded = detached(py, move || {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
@@ -242,7 +275,12 @@ impl PyMultiVector {
     /// Arguments are token matrices, `TokenEmbeddings`, or texts (encoded as a query and a
     /// document respectively).
     #[pyo3(signature = (query, document))]
-    fn similarity(&self, py: Python<'_>, query: &Bound<'_, PyAny>, document: &Bound<'_, PyAny>) -> PyResult<f32> {
+    fn similarity(
+        &self,
+        py: Python<'_>,
+        query: &Bound<'_, PyAny>,
+        document: &Bound<'_, PyAny>,
+    ) -> PyResult<f32> {
         let q = self.matrix_of(py, query, true, "query")?;
         let d = self.matrix_of(py, document, false, "document")?;
         Ok(self.inner.similarity(&q, &d)?)
@@ -276,20 +314,33 @@ impl PyMultiVector {
         let documents = self.matrices_of(py, documents, false, "documents")?;
         let model = Arc::clone(&self.inner);
         let ranked = detached(py, move || model.rank(&query, &documents, top_k))?;
-        let (indices, scores): (Vec<i64>, Vec<f32>) = ranked.into_iter().map(|(i, s)| (i as i64, s)).unzip();
-        Ok((PyArray1::from_vec(py, indices), PyArray1::from_vec(py, scores)))
+        let (indices, scores): (Vec<i64>, Vec<f32>) =
+            ranked.into_iter().map(|(i, s)| (i as i64, s)).unzip();
+        Ok((
+            PyArray1::from_vec(py, indices),
+            PyArray1::from_vec(py, scores),
+        ))
     }
 
     /// Quantizes a token matrix with this model's quantization (binary if none is set).
     #[pyo3(signature = (embeddings))]
-    fn quantize(&self, py: Python<'_>, embeddings: &Bound<'_, PyAny>) -> PyResult<PyQuantizedEmbeddings> {
+    fn quantize(
+        &self,
+        py: Python<'_>,
+        embeddings: &Bound<'_, PyAny>,
+    ) -> PyResult<PyQuantizedEmbeddings> {
         let matrix = matrix_arg(embeddings, "embeddings")?;
         PyQuantizedEmbeddings::wrap(py, self.inner.quantize(&matrix)?)
     }
 
     /// Encodes and quantizes one text.
     #[pyo3(signature = (text, is_query=false))]
-    fn encode_quantized(&self, py: Python<'_>, text: &Bound<'_, PyAny>, is_query: bool) -> PyResult<PyQuantizedEmbeddings> {
+    fn encode_quantized(
+        &self,
+        py: Python<'_>,
+        text: &Bound<'_, PyAny>,
+        is_query: bool,
+    ) -> PyResult<PyQuantizedEmbeddings> {
         let text = text_arg(text, "text")?;
         let model = Arc::clone(&self.inner);
         let quantized = detached(py, move || model.encode_quantized(&text, is_query))?;
@@ -298,8 +349,14 @@ impl PyMultiVector {
 
     /// MaxSim between quantized matrices (`1 - 2 * hamming / dim` per pair for binary).
     #[pyo3(signature = (query, document))]
-    fn similarity_quantized(&self, query: &PyQuantizedEmbeddings, document: &PyQuantizedEmbeddings) -> PyResult<f32> {
-        Ok(self.inner.similarity_quantized(&query.inner, &document.inner)?)
+    fn similarity_quantized(
+        &self,
+        query: &PyQuantizedEmbeddings,
+        document: &PyQuantizedEmbeddings,
+    ) -> PyResult<f32> {
+        Ok(self
+            .inner
+            .similarity_quantized(&query.inner, &document.inner)?)
     }
 
     fn dimension(&self) -> usize {
@@ -321,7 +378,9 @@ impl PyMultiVector {
     }
 
     fn quantization(&self) -> PyQuantizationConfig {
-        PyQuantizationConfig { inner: self.inner.quantization() }
+        PyQuantizationConfig {
+            inner: self.inner.quantization(),
+        }
     }
 
     fn __repr__(&self) -> String {
@@ -340,17 +399,27 @@ impl PyMultiVector {
 impl PyMultiVector {
     pub fn from_builder(py: Python<'_>, builder: MultiVectorBuilder) -> PyResult<Self> {
         let inner = detached(py, move || builder.build())?;
-        Ok(PyMultiVector { inner: Arc::new(inner) })
+        Ok(PyMultiVector {
+            inner: Arc::new(inner),
+        })
     }
 
-    fn encode_one<'py>(&self, py: Python<'py>, text: &Bound<'py, PyAny>, is_query: bool, output: &str) -> PyResult<Bound<'py, PyAny>> {
+    fn encode_one<'py>(
+        &self,
+        py: Python<'py>,
+        text: &Bound<'py, PyAny>,
+        is_query: bool,
+        output: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let objects = output_is_object(output)?;
         let text = text_arg(text, "text")?;
         let model = Arc::clone(&self.inner);
         let mut encoded = detached(py, move || {
             model.encode_batch_with_tokens(&[text.as_str()], is_query, &EncodeOptions::default())
         })?;
-        let item = encoded.pop().ok_or_else(|| PyValueError::new_err("no output"))?;
+        let item = encoded
+            .pop()
+            .ok_or_else(|| PyValueError::new_err("no output"))?;
         if objects {
             Ok(Bound::new(py, PyTokenEmbeddings::wrap(py, item)?)?.into_any())
         } else {
@@ -358,7 +427,13 @@ impl PyMultiVector {
         }
     }
 
-    fn matrix_of(&self, py: Python<'_>, value: &Bound<'_, PyAny>, is_query: bool, name: &str) -> PyResult<Matrix> {
+    fn matrix_of(
+        &self,
+        py: Python<'_>,
+        value: &Bound<'_, PyAny>,
+        is_query: bool,
+        name: &str,
+    ) -> PyResult<Matrix> {
         if let Ok(tokens) = value.cast::<PyTokenEmbeddings>() {
             return Ok(tokens.get().inner.embeddings.clone());
         }
@@ -384,13 +459,26 @@ impl PyMultiVector {
         Ok(matrix)
     }
 
-    fn matrices_of(&self, py: Python<'_>, value: &Bound<'_, PyAny>, is_query: bool, name: &str) -> PyResult<Vec<Matrix>> {
+    fn matrices_of(
+        &self,
+        py: Python<'_>,
+        value: &Bound<'_, PyAny>,
+        is_query: bool,
+        name: &str,
+    ) -> PyResult<Vec<Matrix>> {
         if value.is_instance_of::<PyString>() {
-            return Err(PyTypeError::new_err(format!("{name} must be a sequence, not a single str")));
+            return Err(PyTypeError::new_err(format!(
+                "{name} must be a sequence, not a single str"
+            )));
         }
         let items: Vec<Bound<'_, PyAny>> = value
             .try_iter()
-            .map_err(|_| PyTypeError::new_err(format!("{name} must be a sequence, not {}", type_name(value))))?
+            .map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "{name} must be a sequence, not {}",
+                    type_name(value)
+                ))
+            })?
             .collect::<PyResult<_>>()?;
         if !items.is_empty() && items.iter().all(|i| i.is_instance_of::<PyString>()) {
             let texts = texts_arg(value, name)?;

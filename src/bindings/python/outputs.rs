@@ -15,7 +15,12 @@ pub struct PyDenseEmbedding {
 }
 
 impl PyDenseEmbedding {
-    pub fn wrap(py: Python<'_>, values: Vec<f32>, text: Option<String>, tokens: Option<Vec<String>>) -> Self {
+    pub fn wrap(
+        py: Python<'_>,
+        values: Vec<f32>,
+        text: Option<String>,
+        tokens: Option<Vec<String>>,
+    ) -> Self {
         let array = PyArray1::from_vec(py, values.clone());
         array.readwrite().make_nonwriteable();
         PyDenseEmbedding {
@@ -31,7 +36,12 @@ impl PyDenseEmbedding {
 impl PyDenseEmbedding {
     #[new]
     #[pyo3(signature = (embedding, text=None, tokens=None))]
-    fn new(py: Python<'_>, embedding: PyReadonlyArray1<'_, f32>, text: Option<String>, tokens: Option<Vec<String>>) -> Self {
+    fn new(
+        py: Python<'_>,
+        embedding: PyReadonlyArray1<'_, f32>,
+        text: Option<String>,
+        tokens: Option<Vec<String>>,
+    ) -> Self {
         Self::wrap(py, embedding.as_array().to_vec(), text, tokens)
     }
 
@@ -79,7 +89,11 @@ impl PyDenseEmbedding {
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
         let py = slf.py();
         let this = slf.get();
-        let args = (this.embedding.bind(py).clone(), this.text.clone(), this.tokens.clone())
+        let args = (
+            this.embedding.bind(py).clone(),
+            this.text.clone(),
+            this.tokens.clone(),
+        )
             .into_pyobject(py)?
             .into_any();
         Ok((slf.get_type().into_any(), args))
@@ -87,6 +101,9 @@ impl PyDenseEmbedding {
 
     fn __repr__(&self) -> String {
         let preview: Option<String> = self.text.as_ref().map(|t| t.chars().take(40).collect());
-        format!("DenseEmbedding(dim={}, text={preview:?})", self.values.len())
+        format!(
+            "DenseEmbedding(dim={}, text={preview:?})",
+            self.values.len()
+        )
     }
 }

@@ -7,11 +7,20 @@ use pyo3::prelude::*;
 use pyo3::types::PyString;
 
 use super::convert::{matrix_arg, type_name};
-use crate::quantization::{self, Precision, QuantizationConfig, QuantizedArray, QuantizedEmbeddings};
+use crate::quantization::{
+    self, Precision, QuantizationConfig, QuantizedArray, QuantizedEmbeddings,
+};
 
 /// How token matrices are stored: `QuantizationConfig.None_` (float32), `Binary`,
 /// `Int8` or `Int4`.
-#[pyclass(name = "QuantizationConfig", module = "tessera", frozen, eq, hash, from_py_object)]
+#[pyclass(
+    name = "QuantizationConfig",
+    module = "tessera",
+    frozen,
+    eq,
+    hash,
+    from_py_object
+)]
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct PyQuantizationConfig {
     pub inner: QuantizationConfig,
@@ -22,7 +31,9 @@ impl PyQuantizationConfig {
     #[classattr]
     #[pyo3(name = "None_")]
     fn none_() -> Self {
-        PyQuantizationConfig { inner: QuantizationConfig::None }
+        PyQuantizationConfig {
+            inner: QuantizationConfig::None,
+        }
     }
 
     #[classattr]
@@ -34,25 +45,33 @@ impl PyQuantizationConfig {
     #[classattr]
     #[pyo3(name = "Binary")]
     fn binary() -> Self {
-        PyQuantizationConfig { inner: QuantizationConfig::Binary }
+        PyQuantizationConfig {
+            inner: QuantizationConfig::Binary,
+        }
     }
 
     #[classattr]
     #[pyo3(name = "Int8")]
     fn int8() -> Self {
-        PyQuantizationConfig { inner: QuantizationConfig::Int8 }
+        PyQuantizationConfig {
+            inner: QuantizationConfig::Int8,
+        }
     }
 
     #[classattr]
     #[pyo3(name = "Int4")]
     fn int4() -> Self {
-        PyQuantizationConfig { inner: QuantizationConfig::Int4 }
+        PyQuantizationConfig {
+            inner: QuantizationConfig::Int4,
+        }
     }
 
     /// Parses "none", "binary", "int8" or "int4".
     #[staticmethod]
     fn parse(name: &str) -> PyResult<Self> {
-        Ok(PyQuantizationConfig { inner: QuantizationConfig::parse(name)? })
+        Ok(PyQuantizationConfig {
+            inner: QuantizationConfig::parse(name)?,
+        })
     }
 
     fn __str__(&self) -> &'static str {
@@ -99,7 +118,10 @@ impl PyQuantizedEmbeddings {
             .map_err(|e| PyRuntimeError::new_err(format!("internal shape error: {e}")))?
             .into_pyarray(py);
         array.readwrite().make_nonwriteable();
-        Ok(PyQuantizedEmbeddings { inner, data: array.unbind() })
+        Ok(PyQuantizedEmbeddings {
+            inner,
+            data: array.unbind(),
+        })
     }
 }
 
@@ -162,7 +184,9 @@ impl PyQuantizedEmbeddings {
 
     #[getter]
     fn precision(&self) -> PyQuantizationConfig {
-        PyQuantizationConfig { inner: self.inner.precision() }
+        PyQuantizationConfig {
+            inner: self.inner.precision(),
+        }
     }
 
     #[getter]
@@ -210,7 +234,9 @@ impl PyQuantizedEmbeddings {
     }
 
     fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
-        other.cast::<PyQuantizedEmbeddings>().is_ok_and(|o| o.get().inner == self.inner)
+        other
+            .cast::<PyQuantizedEmbeddings>()
+            .is_ok_and(|o| o.get().inner == self.inner)
     }
 
     fn __repr__(&self) -> String {
@@ -258,8 +284,15 @@ pub fn quantize_embeddings<'py>(
     let calibration = calibration_embeddings
         .map(|c| matrix_arg(c, "calibration_embeddings"))
         .transpose()?;
-    let out = quantization::quantize_embeddings(&matrix, precision, ranges.as_ref(), calibration.as_ref())?;
-    let shape_error = |e: numpy::ndarray::ShapeError| PyRuntimeError::new_err(format!("internal shape error: {e}"));
+    let out = quantization::quantize_embeddings(
+        &matrix,
+        precision,
+        ranges.as_ref(),
+        calibration.as_ref(),
+    )?;
+    let shape_error = |e: numpy::ndarray::ShapeError| {
+        PyRuntimeError::new_err(format!("internal shape error: {e}"))
+    };
     Ok(match out {
         QuantizedArray::Float32(m) => super::convert::matrix_to_numpy(py, m)?.into_any(),
         QuantizedArray::Int8 { rows, cols, data } => Array2::from_shape_vec((rows, cols), data)

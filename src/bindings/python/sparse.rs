@@ -24,7 +24,11 @@ pub struct PySparseEmbedding {
 }
 
 impl PySparseEmbedding {
-    fn wrap(py: Python<'_>, vector: SparseVector, model: Option<Arc<SparseEmbedder>>) -> PyResult<Self> {
+    fn wrap(
+        py: Python<'_>,
+        vector: SparseVector,
+        model: Option<Arc<SparseEmbedder>>,
+    ) -> PyResult<Self> {
         let indices: Vec<i32> = vector.indices.iter().map(|&i| i as i32).collect();
         let indices = PyArray1::from_vec(py, indices);
         let values = PyArray1::from_vec(py, vector.values.clone());
@@ -54,7 +58,11 @@ impl PySparseEmbedding {
         let ids = indices
             .as_array()
             .iter()
-            .map(|&i| u32::try_from(i).map_err(|_| PyValueError::new_err(format!("term id {i} is negative or too large"))))
+            .map(|&i| {
+                u32::try_from(i).map_err(|_| {
+                    PyValueError::new_err(format!("term id {i} is negative or too large"))
+                })
+            })
             .collect::<PyResult<Vec<u32>>>()?;
         let vector = SparseVector::new(ids, values.as_array().to_vec(), vocab_size)?;
         Self::wrap(py, vector, None)
@@ -320,7 +328,12 @@ impl PySparse {
 
     /// Dot product of two sparse embeddings (or texts).
     #[pyo3(signature = (a, b))]
-    fn similarity(&self, py: Python<'_>, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<f32> {
+    fn similarity(
+        &self,
+        py: Python<'_>,
+        a: &Bound<'_, PyAny>,
+        b: &Bound<'_, PyAny>,
+    ) -> PyResult<f32> {
         let (a, b) = (self.vector_of(py, a, "a")?, self.vector_of(py, b, "b")?);
         Ok(self.inner.similarity(&a, &b)?)
     }
@@ -362,7 +375,11 @@ impl PySparse {
     #[pyo3(signature = (text))]
     fn tokenize(&self, text: &Bound<'_, PyAny>) -> PyResult<Vec<u32>> {
         let text = text_arg(text, "text")?;
-        Ok(self.inner.tokenize(&[text.as_str()])?.pop().unwrap_or_default())
+        Ok(self
+            .inner
+            .tokenize(&[text.as_str()])?
+            .pop()
+            .unwrap_or_default())
     }
 
     fn __repr__(&self) -> String {
@@ -414,7 +431,11 @@ impl PySparse {
         })
     }
 
-    fn wrap_all(&self, py: Python<'_>, vectors: Vec<SparseVector>) -> PyResult<Vec<PySparseEmbedding>> {
+    fn wrap_all(
+        &self,
+        py: Python<'_>,
+        vectors: Vec<SparseVector>,
+    ) -> PyResult<Vec<PySparseEmbedding>> {
         vectors
             .into_iter()
             .map(|v| PySparseEmbedding::wrap(py, v, Some(Arc::clone(&self.inner))))
@@ -432,15 +453,26 @@ impl PySparse {
         if text.is_instance_of::<PyString>() {
             let list = PyList::new(py, [text])?;
             let mut vectors = self.run(py, list.as_any(), batch_size, show_progress, side)?;
-            let vector = vectors.pop().ok_or_else(|| PyValueError::new_err("no output"))?;
-            Ok(Bound::new(py, PySparseEmbedding::wrap(py, vector, Some(Arc::clone(&self.inner)))?)?.into_any())
+            let vector = vectors
+                .pop()
+                .ok_or_else(|| PyValueError::new_err("no output"))?;
+            Ok(Bound::new(
+                py,
+                PySparseEmbedding::wrap(py, vector, Some(Arc::clone(&self.inner)))?,
+            )?
+            .into_any())
         } else {
             let vectors = self.run(py, text, batch_size, show_progress, side)?;
             Ok(PyList::new(py, self.wrap_all(py, vectors)?)?.into_any())
         }
     }
 
-    fn vector_of(&self, py: Python<'_>, value: &Bound<'_, PyAny>, name: &str) -> PyResult<SparseVector> {
+    fn vector_of(
+        &self,
+        py: Python<'_>,
+        value: &Bound<'_, PyAny>,
+        name: &str,
+    ) -> PyResult<SparseVector> {
         if let Ok(embedding) = value.cast::<PySparseEmbedding>() {
             return Ok(embedding.get().vector.clone());
         }
@@ -455,10 +487,20 @@ impl PySparse {
         )))
     }
 
-    fn vectors_of(&self, py: Python<'_>, value: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<SparseVector>> {
+    fn vectors_of(
+        &self,
+        py: Python<'_>,
+        value: &Bound<'_, PyAny>,
+        name: &str,
+    ) -> PyResult<Vec<SparseVector>> {
         let items: Vec<Bound<'_, PyAny>> = value
             .try_iter()
-            .map_err(|_| PyTypeError::new_err(format!("{name} must be a sequence, not {}", type_name(value))))?
+            .map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "{name} must be a sequence, not {}",
+                    type_name(value)
+                ))
+            })?
             .collect::<PyResult<_>>()?;
         if items.iter().all(|i| i.is_instance_of::<PyString>()) && !items.is_empty() {
             let texts = texts_arg(value, name)?;

@@ -3,7 +3,10 @@
 use std::sync::Arc;
 
 use numpy::ndarray::Array3;
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray3, PyArrayDescrMethods, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
+use numpy::{
+    IntoPyArray, PyArray1, PyArray2, PyArray3, PyArrayDescrMethods, PyArrayMethods, PyUntypedArray,
+    PyUntypedArrayMethods,
+};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyFloat, PyInt, PyList, PyTuple};
@@ -97,7 +100,11 @@ impl PyTimeSeries {
         &self,
         py: Python<'py>,
         context: &Bound<'py, PyAny>,
-    ) -> PyResult<(Bound<'py, PyArray3<f32>>, Bound<'py, PyArray1<f32>>, Bound<'py, PyArray1<f32>>)> {
+    ) -> PyResult<(
+        Bound<'py, PyArray3<f32>>,
+        Bound<'py, PyArray1<f32>>,
+        Bound<'py, PyArray1<f32>>,
+    )> {
         let series = series_arg(context)?;
         let model = Arc::clone(&self.inner);
         let embedded = detached(py, move || model.embed(&series))?;
@@ -157,7 +164,9 @@ fn series_arg(value: &Bound<'_, PyAny>) -> PyResult<Vec<Vec<f32>>> {
     if is_list {
         let items: Vec<Bound<'_, PyAny>> = value.try_iter()?.collect::<PyResult<_>>()?;
         if items.is_empty() {
-            return Err(PyValueError::new_err("context is empty: give at least one series"));
+            return Err(PyValueError::new_err(
+                "context is empty: give at least one series",
+            ));
         }
         let scalars = items
             .iter()
@@ -189,11 +198,19 @@ fn series_arg(value: &Bound<'_, PyAny>) -> PyResult<Vec<Vec<f32>>> {
 }
 
 /// `numpy.asarray(value)` if it holds real numbers; a TypeError naming the dtype otherwise.
-fn numeric_array<'py>(value: &Bound<'py, PyAny>, name: &str) -> PyResult<Bound<'py, PyUntypedArray>> {
+fn numeric_array<'py>(
+    value: &Bound<'py, PyAny>,
+    name: &str,
+) -> PyResult<Bound<'py, PyUntypedArray>> {
     let numpy = value.py().import("numpy")?;
     let array = numpy
         .call_method1("asarray", (value,))
-        .map_err(|_| PyTypeError::new_err(format!("{name} must be a numeric array, not {}", type_name(value))))?
+        .map_err(|_| {
+            PyTypeError::new_err(format!(
+                "{name} must be a numeric array, not {}",
+                type_name(value)
+            ))
+        })?
         .cast_into::<PyUntypedArray>()?;
     let kind = array.dtype().kind();
     if !matches!(kind, b'f' | b'i' | b'u') {
