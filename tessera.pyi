@@ -75,9 +75,12 @@ __all__ = [
     "TesseraSparseBuilder",
     "TesseraTimeSeries",
     "TesseraTimeSeriesBuilder",
+    "TesseraVision",
+    "TesseraVisionBuilder",
     "TokenEmbeddings",
     "TokenizationError",
     "UnsupportedDimensionError",
+    "VisionEmbedding",
     "__version__",
     "available_devices",
     "list_models",
@@ -117,7 +120,7 @@ def list_models(paradigm: str | None = None) -> list[dict[str, Any]]:
 
 def Tessera(
     model: _ModelName, **options: Any
-) -> TesseraDense | TesseraMultiVector | TesseraSparse | TesseraTimeSeries:
+) -> TesseraDense | TesseraMultiVector | TesseraSparse | TesseraTimeSeries | TesseraVision:
     """The embedder for ``model``'s paradigm (registry id, repo id or directory)."""
 
 @final
@@ -547,3 +550,89 @@ class DenseEmbedding:
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> npt.NDArray[Any]: ...
     def __len__(self) -> int: ...
     def __eq__(self, other: object, /) -> bool: ...
+
+_Image = str | os.PathLike[str] | bytes | bytearray | npt.NDArray[np.uint8] | Any
+
+@final
+class VisionEmbedding:
+    """A page image's token matrix: the image patch rows, then the prompt-token rows."""
+
+    def __new__(
+        cls, embeddings: npt.NDArray[np.floating[Any]], num_patches: int, source: str | None = None
+    ) -> VisionEmbedding: ...
+    @property
+    def embeddings(self) -> _F32Matrix: ...
+    @property
+    def num_patches(self) -> int: ...
+    @property
+    def embedding_dim(self) -> int: ...
+    @property
+    def source(self) -> str | None: ...
+    @property
+    def shape(self) -> tuple[int, int]: ...
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> npt.NDArray[Any]: ...
+    def __len__(self) -> int: ...
+    def __eq__(self, other: object, /) -> bool: ...
+
+@final
+class TesseraVision:
+    """Vision-language document retrieval (ColPali)."""
+
+    def __new__(
+        cls,
+        model: _ModelName,
+        *,
+        device: _DeviceLike | None = None,
+        dtype: _DType | None = None,
+        revision: str | None = None,
+        batch_size: int | None = None,
+    ) -> TesseraVision: ...
+    @staticmethod
+    def builder() -> TesseraVisionBuilder: ...
+    def encode_document(self, image: _Image) -> VisionEmbedding: ...
+    def encode_documents(
+        self,
+        images: Iterable[_Image],
+        *,
+        batch_size: int | None = None,
+        show_progress: bool = False,
+    ) -> list[VisionEmbedding]: ...
+    def encode_pdf(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        dpi: int = 144,
+        batch_size: int | None = None,
+        show_progress: bool = False,
+    ) -> list[VisionEmbedding]: ...
+    def encode_query(self, text: str) -> _F32Matrix: ...
+    def encode_queries(
+        self, texts: Iterable[str], *, batch_size: int | None = None, show_progress: bool = False
+    ) -> list[_F32Matrix]: ...
+    def search(
+        self,
+        query: str | npt.NDArray[np.floating[Any]],
+        document: VisionEmbedding | npt.NDArray[np.floating[Any]],
+    ) -> float: ...
+    def search_document(self, query: str, image: _Image) -> float: ...
+    def similarity_matrix(
+        self,
+        queries: Sequence[str | npt.NDArray[np.floating[Any]]],
+        documents: Sequence[VisionEmbedding | npt.NDArray[np.floating[Any]]],
+    ) -> _F32Matrix: ...
+    def embedding_dim(self) -> int: ...
+    def num_patches(self) -> int: ...
+    def image_size(self) -> int: ...
+    def model(self) -> str: ...
+
+@final
+class TesseraVisionBuilder:
+    """Fluent configuration of a :class:`TesseraVision`; each setter validates at once."""
+
+    def __new__(cls) -> TesseraVisionBuilder: ...
+    def model(self, model: _ModelName) -> TesseraVisionBuilder: ...
+    def device(self, device: _DeviceLike) -> TesseraVisionBuilder: ...
+    def dtype(self, dtype: _DType) -> TesseraVisionBuilder: ...
+    def revision(self, revision: str) -> TesseraVisionBuilder: ...
+    def batch_size(self, batch_size: int) -> TesseraVisionBuilder: ...
+    def build(self) -> TesseraVision: ...

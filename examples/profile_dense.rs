@@ -36,7 +36,9 @@ fn cpu_seconds() -> f64 {
 fn main() -> tessera::Result<()> {
     let (count, repeats, batch) = (arg(1, 2048), arg(2, 3), arg(3, 32));
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(MODEL);
-    let model = DenseEmbedder::builder().model(dir.to_string_lossy()).build()?;
+    let model = DenseEmbedder::builder()
+        .model(dir.to_string_lossy())
+        .build()?;
     let texts = corpus::sentences(count);
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     // Multiply-adds of MiniLM-L6 (hidden 384, intermediate 1536, 6 layers) per text.

@@ -593,15 +593,27 @@ fn bad_images_are_refused_with_clear_errors() {
         }
     }
 
-    // One bad image fails the batch; a good batch still works afterwards.
+    // One bad image fails the batch, naming it; the model still works afterwards.
     let mixed = [
         ImageInput::Path(png.clone()),
         ImageInput::Bytes(vec![1, 2, 3]),
     ];
-    assert!(model
-        .encode_documents(&mixed, &EncodeOptions::default())
-        .is_err());
+    match model.encode_documents(&mixed, &EncodeOptions::default()) {
+        Err(TesseraError::Encoding(msg)) => assert!(msg.starts_with("image 1:"), "{msg}"),
+        other => panic!("mixed batch: {other:?}"),
+    }
     assert!(model.encode_document(&ImageInput::Path(png)).is_ok());
+    // A single pixel is upscaled like any other image.
+    let dot = ImageInput::Pixels {
+        height: 1,
+        width: 1,
+        channels: 3,
+        data: vec![10, 200, 30],
+    };
+    assert_eq!(
+        model.encode_document(&dot).unwrap().rows,
+        model.document_rows()
+    );
 }
 
 #[test]
@@ -703,6 +715,46 @@ fn half_precision_stays_close() {
             let worst = cos.iter().cloned().fold(f32::INFINITY, f32::min);
             eprintln!("{dtype:?}: worst row cosine to float32 {worst:.5}");
             assert!(worst > 0.98, "{dtype:?}: row cosine {worst}");
+        }
+    }
+}
+
+#[test]
+fn tmp_pillow_random_resizes() {
+    let Ok(dir) = std::env::var("TESSERA_PIL_CHECK_DIR") else { return };
+    let dir = std::path::PathBuf::from(dir);
+    let manifest = std::fs::read_to_string(dir.join("manifest.txt")).unwrap();
+    let mut bad = 0;
+    for line in manifest.lines() {
+        let v: Vec<usize> = line.split(' ').map(|x| x.parse().unwrap()).collect();
+        let (i, h, w, oh, ow) = (v[0], v[1], v[2], v[3], v[4]);
+        let input = RgbImage { width: w, height: h, data: std::fs::read(dir.join(format!("in{i}.bin"))).unwrap() };
+        let want = std::fs::read(dir.join(format!("out{i}.bin"))).unwrap();
+        let got = resize_bicubic(&input, ow, oh);
+        if got.data != want {
+            bad += 1;
+            let n = got.data.iter().zip(&want).filter(|(a, b)| a != b).count();
+            eprintln!("case {i}: {w}x{h} -> {ow}x{oh}: {n} samples differ");
+        }
+    }
+    assert_eq!(bad, 0);
+}
+
+#[test]
+fn tmp_pillow_decode() {
+    let Ok(dir) = std::env::var("TESSERA_PIL_DECODE_DIR") else { return };
+    let dir = std::path::PathBuf::from(dir);
+    let manifest = std::fs::read_to_string(dir.join("manifest.txt")).unwrap();
+    for line in manifest.lines() {
+        let v: Vec<&str> = line.split(' ').collect();
+        let want = std::fs::read(dir.join(format!("{}.rgb", v[0]))).unwrap();
+        match load_rgb(&ImageInput::Path(dir.join(v[0]))) {
+            Ok(got) => {
+                let worst = got.data.iter().zip(&want).map(|(a, b)| (*a as i32 - *b as i32).abs()).max().unwrap_or(0);
+                let n = got.data.iter().zip(&want).filter(|(a, b)| a != b).count();
+                eprintln!("{}: {}x{} differs at {n} samples, worst {worst}", v[0], got.width, got.height);
+            }
+            Err(e) => eprintln!("{}: error {e}", v[0]),
         }
     }
 }

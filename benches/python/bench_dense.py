@@ -171,10 +171,16 @@ def main() -> int:
             overhead["python_overhead_s_per_call"] = py.tessera.median_s - rust["median_s"] * (
                 count / RUST_SENTENCES
             )
-            note = "" if same_setup else " (corpus size differs: scaled per sentence)"
+            note = "" if same_setup else "; corpus size differs, compared per sentence"
+            verdict = (
+                f"Python layer costs {(1 - ratio) * 100:.1f}%"
+                if ratio < 1
+                else "no Python-layer cost measurable"
+            )
             print(
-                f"Python tessera / Rust tessera throughput: {ratio:.3f}"
-                f" ({(1 - ratio) * 100:+.1f}% overhead){note}"
+                f"Python tessera / Rust tessera throughput: {ratio:.3f} ({verdict}{note}; "
+                "the criterion run was taken at another time, under other load: compare "
+                "like for like with --cargo on a quiet machine)"
             )
     tiny_result = results[-1]
     per_sentence_us = tiny_result.tessera.median_s / count * 1e6

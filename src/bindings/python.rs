@@ -14,6 +14,7 @@ mod quantization;
 mod registry;
 mod sparse;
 mod timeseries;
+mod vision;
 
 #[pymodule]
 fn _tessera(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -34,6 +35,9 @@ fn _tessera(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<quantization::PyQuantizedEmbeddings>()?;
     m.add_function(wrap_pyfunction!(quantization::quantize, m)?)?;
     m.add_function(wrap_pyfunction!(quantization::quantize_embeddings, m)?)?;
+    m.add_class::<vision::PyVision>()?;
+    m.add_class::<vision::PyVisionBuilder>()?;
+    m.add_class::<vision::PyVisionEmbedding>()?;
     m.add_function(wrap_pyfunction!(registry::list_models, m)?)?;
     m.add_function(wrap_pyfunction!(factory::tessera_factory, m)?)?;
     m.add_function(wrap_pyfunction!(device::available_devices, m)?)?;

@@ -650,7 +650,7 @@ mod tests {
             assert!(cases[2].total_tokens() > CPU_CHUNK_TOKENS);
             for (case, batch) in cases.iter().enumerate() {
                 let fused = model
-                    .forward(&batch)
+                    .forward(batch)
                     .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
                 let ids = Tensor::from_slice(&batch.ids, batch.ids.len(), &Device::Cpu)?;
                 let positions =

@@ -9,7 +9,9 @@
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
-use ::image::{DynamicImage, ImageDecoder, ImageError, ImageReader, Limits};
+use ::image::{
+    ColorType, DynamicImage, GrayImage, ImageDecoder, ImageError, ImageReader, Limits, RgbaImage,
+};
 use serde::Deserialize;
 
 use crate::error::{Result, TesseraError};
@@ -117,7 +119,35 @@ fn decode(bytes: &[u8], what: &str) -> Result<RgbImage> {
     let decoder = reader.into_decoder().map_err(undecodable)?;
     let (width, height) = decoder.dimensions();
     check_size(height as usize, width as usize, what)?;
-    let image = DynamicImage::from_decoder(decoder).map_err(undecodable)?;
+    let decoded = DynamicImage::from_decoder(decoder).map_err(undecodable)?;
+    let inconsistent = || TesseraError::Encoding(format!("{what}: inconsistent 16-bit image"));
+    // Pillow reads 16-bit PNGs as 8-bit modes, keeping the high byte ("RGB;16B"),
+    // except gray, which it opens as `I;16` and clips at 255 when converting.
+    let image = match decoded.color() {
+        ColorType::L16 => {
+            let data = decoded
+                .to_luma16()
+                .iter()
+                .map(|&v| v.min(255) as u8)
+                .collect();
+            DynamicImage::ImageLuma8(
+                GrayImage::from_raw(width, height, data).ok_or_else(inconsistent)?,
+            )
+        }
+        ColorType::La16 | ColorType::Rgba16 => {
+            let data = high_bytes(decoded.to_rgba16().as_raw());
+            DynamicImage::ImageRgba8(
+                RgbaImage::from_raw(width, height, data).ok_or_else(inconsistent)?,
+            )
+        }
+        ColorType::Rgb16 => {
+            let data = high_bytes(decoded.to_rgb16().as_raw());
+            DynamicImage::ImageRgb8(
+                ::image::RgbImage::from_raw(width, height, data).ok_or_else(inconsistent)?,
+            )
+        }
+        _ => decoded,
+    };
     // Pillow composites whenever the image has an alpha band or a tRNS entry; the PNG
     // decoder expands tRNS into an alpha channel, so both show up as alpha here.
     if image.color().has_alpha() {
@@ -134,6 +164,10 @@ fn decode(bytes: &[u8], what: &str) -> Result<RgbImage> {
             data: image.to_rgb8().into_raw(),
         })
     }
+}
+
+fn high_bytes(samples: &[u16]) -> Vec<u8> {
+    samples.iter().map(|&v| (v >> 8) as u8).collect()
 }
 
 fn too_large(what: &str, detail: &str) -> TesseraError {

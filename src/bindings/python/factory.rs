@@ -8,8 +8,8 @@ use super::dense::PyDense;
 use super::multivector::PyMultiVector;
 use super::sparse::PySparse;
 use super::timeseries::PyTimeSeries;
+use super::vision::PyVision;
 use crate::detect;
-use crate::error::TesseraError;
 use crate::hub::{self, HubOptions};
 use crate::registry::Paradigm;
 
@@ -38,13 +38,7 @@ pub fn tessera_factory<'py>(
         Paradigm::Sparse => py.get_type::<PySparse>(),
         Paradigm::Multivector => py.get_type::<PyMultiVector>(),
         Paradigm::Timeseries => py.get_type::<PyTimeSeries>(),
-        other => {
-            return Err(TesseraError::load(
-                model_arg(model)?,
-                format!("the {other} paradigm is not available in this build of tessera yet"),
-            )
-            .into())
-        }
+        Paradigm::Vision => py.get_type::<PyVision>(),
     };
     class.call(PyTuple::new(py, [model])?, options)
 }

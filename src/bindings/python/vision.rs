@@ -1,0 +1,454 @@
+//! `TesseraVision` (ColPali), its builder, `VisionEmbedding`, and image arguments.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use numpy::{PyArray2, PyArrayDescrMethods, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyImportError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes, PyList, PyString};
+
+use super::builders::py_builder;
+use super::convert::{
+    array_protocol, detached, matrix_arg, matrix_to_numpy, model_arg, text_arg, texts_arg, type_name,
+};
+use super::device::{device_arg, dtype_arg};
+use crate::matrix::Matrix;
+use crate::paradigms::common::EncodeOptions;
+use crate::paradigms::vision::{VisionBuilder, VisionEmbedder};
+use crate::vision::ImageInput;
+
+/// A page image's token matrix: patch rows, then prompt-token rows.
+#[pyclass(name = "VisionEmbedding", module = "tessera", frozen)]
+pub struct PyVisionEmbedding {
+    embeddings: Py<PyArray2<f32>>,
+    matrix: Matrix,
+    num_patches: usize,
+    source: Option<String>,
+}
+
+impl PyVisionEmbedding {
+    fn wrap(py: Python<'_>, matrix: Matrix, num_patches: usize, source: Option<String>) -> PyResult<Self> {
+        let array = matrix_to_numpy(py, matrix.clone())?;
+        array.readwrite().make_nonwriteable();
+        Ok(PyVisionEmbedding {
+            embeddings: array.unbind(),
+            matrix,
+            num_patches,
+            source,
+        })
+    }
+}
+
+#[pymethods]
+impl PyVisionEmbedding {
+    #[new]
+    #[pyo3(signature = (embeddings, num_patches, source=None))]
+    fn new(py: Python<'_>, embeddings: &Bound<'_, PyAny>, num_patches: usize, source: Option<String>) -> PyResult<Self> {
+        let matrix = matrix_arg(embeddings, "embeddings")?;
+        if num_patches > matrix.rows {
+            return Err(PyValueError::new_err(format!(
+                "num_patches {num_patches} exceeds the {} rows",
+                matrix.rows
+            )));
+        }
+        Self::wrap(py, matrix, num_patches, source)
+    }
+
+    /// `(rows, dim)` float32: the image patch rows, then the prompt-token rows.
+    #[getter]
+    fn embeddings<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray2<f32>> {
+        self.embeddings.bind(py).clone()
+    }
+
+    /// Rows that come from image patches (the first rows).
+    #[getter]
+    fn num_patches(&self) -> usize {
+        self.num_patches
+    }
+
+    #[getter]
+    fn embedding_dim(&self) -> usize {
+        self.matrix.cols
+    }
+
+    /// The file the image came from, if it came from one.
+    #[getter]
+    fn source(&self) -> Option<String> {
+        self.source.clone()
+    }
+
+    #[getter]
+    fn shape(&self) -> (usize, usize) {
+        (self.matrix.rows, self.matrix.cols)
+    }
+
+    #[pyo3(signature = (dtype=None, copy=None))]
+    fn __array__<'py>(
+        &self,
+        py: Python<'py>,
+        dtype: Option<&Bound<'py, PyAny>>,
+        copy: Option<bool>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        array_protocol(self.embeddings.bind(py).as_any(), dtype, copy)
+    }
+
+    fn __len__(&self) -> usize {
+        self.matrix.rows
+    }
+
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
+        other.cast::<PyVisionEmbedding>().is_ok_and(|o| {
+            let o = o.get();
+            o.matrix == self.matrix && o.num_patches == self.num_patches && o.source == self.source
+        })
+    }
+
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+        let py = slf.py();
+        let this = slf.get();
+        let args = (this.embeddings.bind(py).clone(), this.num_patches, this.source.clone())
+            .into_pyobject(py)?
+            .into_any();
+        Ok((slf.get_type().into_any(), args))
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "VisionEmbedding(rows={}, num_patches={}, embedding_dim={}, source={:?})",
+            self.matrix.rows, self.num_patches, self.matrix.cols, self.source
+        )
+    }
+}
+
+/// Vision-language document retrieval (ColPali): page images and text queries as token
+/// matrices, scored with MaxSim.
+#[pyclass(name = "TesseraVision", module = "tessera", frozen)]
+pub struct PyVision {
+    inner: Arc<VisionEmbedder>,
+}
+
+#[pymethods]
+impl PyVision {
+    #[new]
+    #[pyo3(signature = (model, *, device=None, dtype=None, revision=None, batch_size=None))]
+    fn new(
+        py: Python<'_>,
+        model: &Bound<'_, PyAny>,
+        device: Option<&Bound<'_, PyAny>>,
+        dtype: Option<&str>,
+        revision: Option<String>,
+        batch_size: Option<usize>,
+    ) -> PyResult<Self> {
+        let mut builder = VisionBuilder::new()
+            .model(model_arg(model)?)
+            .device(device_arg(device)?)
+            .dtype(dtype_arg(dtype)?);
+        if let Some(v) = revision {
+            builder = builder.revision(v);
+        }
+        if let Some(v) = batch_size {
+            builder = builder.batch_size(v);
+        }
+        Self::from_builder(py, builder)
+    }
+
+    #[staticmethod]
+    fn builder() -> PyVisionBuilder {
+        PyVisionBuilder::fresh()
+    }
+
+    /// Embeds a page image: a path, raw bytes, a uint8 array `(H, W)`, `(H, W, 3)` or
+    /// `(H, W, 4)`, or an object with the array interface (a PIL image).
+    #[pyo3(signature = (image))]
+    fn encode_document(&self, py: Python<'_>, image: &Bound<'_, PyAny>) -> PyResult<PyVisionEmbedding> {
+        let input = image_arg(image, "image")?;
+        let source = input.source().map(|p| p.display().to_string());
+        let model = Arc::clone(&self.inner);
+        let matrix = detached(py, move || model.encode_document(&input))?;
+        PyVisionEmbedding::wrap(py, matrix, self.inner.num_patches(), source)
+    }
+
+    /// Embeds many page images (batched).
+    #[pyo3(signature = (images, *, batch_size=None, show_progress=false))]
+    fn encode_documents(
+        &self,
+        py: Python<'_>,
+        images: &Bound<'_, PyAny>,
+        batch_size: Option<usize>,
+        show_progress: bool,
+    ) -> PyResult<Vec<PyVisionEmbedding>> {
+        if images.is_instance_of::<PyString>() || images.is_instance_of::<PyBytes>() {
+            return Err(PyTypeError::new_err(
+                "images must be a sequence of images; use encode_document() for one",
+            ));
+        }
+        let inputs = images
+            .try_iter()
+            .map_err(|_| PyTypeError::new_err(format!("images must be a sequence, not {}", type_name(images))))?
+            .enumerate()
+            .map(|(i, item)| image_arg(&item?, &format!("images[{i}]")))
+            .collect::<PyResult<Vec<_>>>()?;
+        self.encode_inputs(py, inputs, batch_size, show_progress)
+    }
+
+    /// Renders each page of a PDF (needs `pypdfium2`) and embeds it.
+    #[pyo3(signature = (path, *, dpi=144, batch_size=None, show_progress=false))]
+    fn encode_pdf(
+        &self,
+        py: Python<'_>,
+        path: &Bound<'_, PyAny>,
+        dpi: u32,
+        batch_size: Option<usize>,
+        show_progress: bool,
+    ) -> PyResult<Vec<PyVisionEmbedding>> {
+        if dpi == 0 || dpi > 1200 {
+            return Err(PyValueError::new_err(format!("dpi must be in 1..=1200, got {dpi}")));
+        }
+        let path = model_arg(path)?;
+        if !std::path::Path::new(&path).is_file() {
+            return Err(crate::error::TesseraError::io(
+                &path,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "PDF file not found"),
+            )
+            .into());
+        }
+        let pdfium = py.import("pypdfium2").map_err(|_| {
+            PyImportError::new_err("encode_pdf needs pypdfium2: pip install pypdfium2 (or 'tessera[pdf]')")
+        })?;
+        let document = pdfium.call_method1("PdfDocument", (path.as_str(),))?;
+        let pages = document.len()?;
+        let mut inputs = Vec::with_capacity(pages);
+        for index in 0..pages {
+            let page = document.get_item(index)?;
+            let kwargs = pyo3::types::PyDict::new(py);
+            kwargs.set_item("scale", f64::from(dpi) / 72.0)?;
+            let bitmap = page.call_method("render", (), Some(&kwargs))?;
+            let image = bitmap.call_method0("to_pil")?;
+            inputs.push(image_arg(&image, &format!("page {}", index + 1))?);
+        }
+        let mut embeddings = self.encode_inputs(py, inputs, batch_size, show_progress)?;
+        for (page, embedding) in embeddings.iter_mut().enumerate() {
+            embedding.source = Some(format!("{path}#page={}", page + 1));
+        }
+        Ok(embeddings)
+    }
+
+    /// A query's token matrix `(num_tokens, dim)`.
+    #[pyo3(signature = (text))]
+    fn encode_query<'py>(&self, py: Python<'py>, text: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let text = text_arg(text, "text")?;
+        let model = Arc::clone(&self.inner);
+        let matrix = detached(py, move || model.encode_query(&text))?;
+        matrix_to_numpy(py, matrix)
+    }
+
+    /// Token matrices of many queries.
+    #[pyo3(signature = (texts, *, batch_size=None, show_progress=false))]
+    fn encode_queries<'py>(
+        &self,
+        py: Python<'py>,
+        texts: &Bound<'py, PyAny>,
+        batch_size: Option<usize>,
+        show_progress: bool,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let texts = texts_arg(texts, "texts")?;
+        let options = EncodeOptions { batch_size, show_progress };
+        let model = Arc::clone(&self.inner);
+        let matrices = detached(py, move || {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            model.encode_queries(&refs, &options)
+        })?;
+        let list = PyList::empty(py);
+        for m in matrices {
+            list.append(matrix_to_numpy(py, m)?)?;
+        }
+        Ok(list)
+    }
+
+    /// MaxSim of a query (matrix or text) against a document (`VisionEmbedding` or matrix).
+    #[pyo3(signature = (query, document))]
+    fn search(&self, py: Python<'_>, query: &Bound<'_, PyAny>, document: &Bound<'_, PyAny>) -> PyResult<f32> {
+        let q = self.query_matrix(py, query, "query")?;
+        let d = document_matrix(document, "document")?;
+        Ok(self.inner.search(&q, &d)?)
+    }
+
+    /// Encodes a query and a page image and scores them.
+    #[pyo3(signature = (query, image))]
+    fn search_document(&self, py: Python<'_>, query: &Bound<'_, PyAny>, image: &Bound<'_, PyAny>) -> PyResult<f32> {
+        let query = text_arg(query, "query")?;
+        let input = image_arg(image, "image")?;
+        let model = Arc::clone(&self.inner);
+        detached(py, move || model.search_document(&query, &input))
+    }
+
+    /// MaxSim scores `(len(queries), len(documents))`.
+    #[pyo3(signature = (queries, documents))]
+    fn similarity_matrix<'py>(
+        &self,
+        py: Python<'py>,
+        queries: &Bound<'py, PyAny>,
+        documents: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let queries = queries
+            .try_iter()?
+            .enumerate()
+            .map(|(i, q)| self.query_matrix(py, &q?, &format!("queries[{i}]")))
+            .collect::<PyResult<Vec<_>>>()?;
+        let documents = documents
+            .try_iter()?
+            .enumerate()
+            .map(|(i, d)| document_matrix(&d?, &format!("documents[{i}]")))
+            .collect::<PyResult<Vec<_>>>()?;
+        let model = Arc::clone(&self.inner);
+        let scores = detached(py, move || model.similarity_matrix(&queries, &documents))?;
+        matrix_to_numpy(py, scores)
+    }
+
+    fn embedding_dim(&self) -> usize {
+        self.inner.embedding_dim()
+    }
+
+    /// Image patch rows per document (1024 for the 448-pixel models).
+    fn num_patches(&self) -> usize {
+        self.inner.num_patches()
+    }
+
+    /// Side of the square the images are resized to.
+    fn image_size(&self) -> usize {
+        self.inner.image_size()
+    }
+
+    fn model(&self) -> String {
+        self.inner.model().to_string()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "TesseraVision(model={:?}, embedding_dim={}, num_patches={}, image_size={}, device={:?})",
+            self.inner.model(),
+            self.inner.embedding_dim(),
+            self.inner.num_patches(),
+            self.inner.image_size(),
+            self.inner.device().location()
+        )
+    }
+}
+
+impl PyVision {
+    pub fn from_builder(py: Python<'_>, builder: VisionBuilder) -> PyResult<Self> {
+        let inner = detached(py, move || builder.build())?;
+        Ok(PyVision { inner: Arc::new(inner) })
+    }
+
+    fn encode_inputs(
+        &self,
+        py: Python<'_>,
+        inputs: Vec<ImageInput>,
+        batch_size: Option<usize>,
+        show_progress: bool,
+    ) -> PyResult<Vec<PyVisionEmbedding>> {
+        let sources: Vec<Option<String>> = inputs
+            .iter()
+            .map(|i| i.source().map(|p| p.display().to_string()))
+            .collect();
+        let options = EncodeOptions { batch_size, show_progress };
+        let model = Arc::clone(&self.inner);
+        let matrices = detached(py, move || model.encode_documents(&inputs, &options))?;
+        matrices
+            .into_iter()
+            .zip(sources)
+            .map(|(m, source)| PyVisionEmbedding::wrap(py, m, self.inner.num_patches(), source))
+            .collect()
+    }
+
+    fn query_matrix(&self, py: Python<'_>, value: &Bound<'_, PyAny>, name: &str) -> PyResult<Matrix> {
+        if value.is_instance_of::<PyString>() {
+            let text = text_arg(value, name)?;
+            let model = Arc::clone(&self.inner);
+            return detached(py, move || model.encode_query(&text));
+        }
+        matrix_arg(value, name)
+    }
+}
+
+fn document_matrix(value: &Bound<'_, PyAny>, name: &str) -> PyResult<Matrix> {
+    if let Ok(embedding) = value.cast::<PyVisionEmbedding>() {
+        return Ok(embedding.get().matrix.clone());
+    }
+    matrix_arg(value, name)
+}
+
+/// An image argument: a path, bytes, a uint8 array or an array-interface object.
+fn image_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<ImageInput> {
+    if let Ok(s) = value.cast::<PyString>() {
+        return Ok(ImageInput::Path(PathBuf::from(s.to_str()?)));
+    }
+    if let Ok(bytes) = value.cast::<PyBytes>() {
+        return Ok(ImageInput::Bytes(bytes.as_bytes().to_vec()));
+    }
+    if let Ok(bytes) = value.cast::<PyByteArray>() {
+        return Ok(ImageInput::Bytes(bytes.to_vec()));
+    }
+    let py = value.py();
+    if value.hasattr("__fspath__")? {
+        let path: String = py.import("os")?.call_method1("fspath", (value,))?.extract()?;
+        return Ok(ImageInput::Path(PathBuf::from(path)));
+    }
+    // PIL images in modes other than L / RGB / RGBA (palette, 16-bit, CMYK...) are
+    // converted by Pillow first, as the reference's processor does.
+    let mut value = value.clone();
+    if let Ok(mode) = value.getattr("mode").and_then(|m| m.extract::<String>()) {
+        if !matches!(mode.as_str(), "L" | "RGB" | "RGBA") {
+            let transparent = mode.ends_with('A')
+                || value
+                    .getattr("info")
+                    .and_then(|info| info.contains("transparency"))
+                    .unwrap_or(false);
+            value = value.call_method1("convert", (if transparent { "RGBA" } else { "RGB" },))?;
+        }
+    }
+    let array = py
+        .import("numpy")?
+        .call_method1("asarray", (&value,))
+        .map_err(|_| {
+            PyTypeError::new_err(format!(
+                "{name} must be a path, bytes, a uint8 array or a PIL image, not {}",
+                type_name(&value)
+            ))
+        })?;
+    let array = array.cast_into::<PyUntypedArray>().map_err(|_| {
+        PyTypeError::new_err(format!("{name} must be a path, bytes, a uint8 array or a PIL image"))
+    })?;
+    if array.dtype().kind() != b'u' || array.dtype().itemsize() != 1 {
+        return Err(PyTypeError::new_err(format!(
+            "{name} must be a uint8 image array, not dtype {} (scale floats to 0..255 and cast)",
+            array.dtype()
+        )));
+    }
+    let shape = array.shape().to_vec();
+    let (height, width, channels) = match shape.as_slice() {
+        [h, w] => (*h, *w, 1),
+        [h, w, c] if matches!(c, 1 | 3 | 4) => (*h, *w, *c),
+        [_, _, c] => {
+            return Err(PyValueError::new_err(format!(
+                "{name} has {c} channels; expected 1 (gray), 3 (RGB) or 4 (RGBA)"
+            )))
+        }
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "{name} must be (H, W), (H, W, 3) or (H, W, 4), got {} dimensions",
+                other.len()
+            )))
+        }
+    };
+    let contiguous = py
+        .import("numpy")?
+        .call_method1("ascontiguousarray", (&array,))?
+        .cast_into::<numpy::PyArrayDyn<u8>>()?;
+    let data = contiguous.readonly().as_slice()?.to_vec();
+    Ok(ImageInput::Pixels { height, width, channels, data })
+}
+
+py_builder!("TesseraVisionBuilder", PyVisionBuilder, VisionBuilder, PyVision, {});
