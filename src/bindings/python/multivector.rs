@@ -151,6 +151,9 @@ impl PyTokenEmbeddings {
     }
 }
 
+/// `rank`'s result: document indices and their scores, best first.
+type Ranking<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<f32>>);
+
 /// Late-interaction (ColBERT) embeddings: one vector per token, scored with MaxSim.
 #[pyclass(name = "TesseraMultiVector", module = "tessera", frozen)]
 pub struct PyMultiVector {
@@ -309,7 +312,7 @@ impl PyMultiVector {
         query: &Bound<'py, PyAny>,
         documents: &Bound<'py, PyAny>,
         top_k: usize,
-    ) -> PyResult<(Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<f32>>)> {
+    ) -> PyResult<Ranking<'py>> {
         let query = self.matrix_of(py, query, true, "query")?;
         let documents = self.matrices_of(py, documents, false, "documents")?;
         let model = Arc::clone(&self.inner);

@@ -16,6 +16,13 @@ use super::convert::{detached, matrix_to_numpy, model_arg, type_name};
 use super::device::{device_arg, dtype_arg};
 use crate::paradigms::timeseries::{TimeSeriesBuilder, TimeSeriesForecaster};
 
+/// `embed`'s result: encoder embeddings, then each series' `loc` and `scale`.
+type Embedded<'py> = (
+    Bound<'py, PyArray3<f32>>,
+    Bound<'py, PyArray1<f32>>,
+    Bound<'py, PyArray1<f32>>,
+);
+
 /// Probabilistic forecasting with Chronos-Bolt.
 #[pyclass(name = "TesseraTimeSeries", module = "tessera", frozen)]
 pub struct PyTimeSeries {
@@ -100,11 +107,7 @@ impl PyTimeSeries {
         &self,
         py: Python<'py>,
         context: &Bound<'py, PyAny>,
-    ) -> PyResult<(
-        Bound<'py, PyArray3<f32>>,
-        Bound<'py, PyArray1<f32>>,
-        Bound<'py, PyArray1<f32>>,
-    )> {
+    ) -> PyResult<Embedded<'py>> {
         let series = series_arg(context)?;
         let model = Arc::clone(&self.inner);
         let embedded = detached(py, move || model.embed(&series))?;
