@@ -17,8 +17,10 @@ from tessera import TesseraTimeSeries
 
 def seasonal_series(length: int, seed: int = 7) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    t = np.arange(length)
-    return 100 + 0.05 * t + 12 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 1.5, length)
+    t = np.arange(length, dtype=np.float64)
+    noise: np.ndarray = rng.normal(0, 1.5, length)
+    series: np.ndarray = 100 + 0.05 * t + 12 * np.sin(2 * np.pi * t / 24) + noise
+    return series
 
 
 def main() -> None:
@@ -38,10 +40,10 @@ def main() -> None:
     low, median, high = bands[:, 0], bands[:, 1], bands[:, 2]
 
     try:
-        import matplotlib
+        import matplotlib  # type: ignore[import-not-found, unused-ignore]
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
         print(f"{'step':>4}  {'q10':>9}  {'median':>9}  {'q90':>9}")
         for step, (lo, mid, hi) in enumerate(zip(low, median, high), start=1):
