@@ -18,11 +18,9 @@ const METADATA_FILES: &[&str] = &[
     "modules.json",
     "sentence_bert_config.json",
     "config_sentence_transformers.json",
-    "1_Pooling/config.json",
-    "1_Dense/config.json",
-    "1_SpladePooling/config.json",
     "artifact.metadata",
     "preprocessor_config.json",
+    "processor_config.json",
     "model.safetensors.index.json",
 ];
 
@@ -151,16 +149,20 @@ fn fetch_repo(repo_id: &str, options: &HubOptions) -> Result<PathBuf> {
         fetcher.optional(file)?;
     }
     let weights = if fetcher.optional("model.safetensors.index.json")?.is_some() {
-        shard_names(&config.with_file_name("model.safetensors.index.json"))?
+        crate::models::checkpoint::shard_names(
+            &config.with_file_name("model.safetensors.index.json"),
+        )?
     } else {
         vec!["model.safetensors".to_string()]
     };
     for file in &weights {
         fetcher.required(file)?;
     }
-    // Extra weight files of sentence-transformers modules (ColBERT projection).
-    if config.with_file_name("1_Dense").is_dir() {
-        fetcher.optional("1_Dense/model.safetensors")?;
+    // Files of the sentence-transformers modules that live in their own folders
+    // (pooling, ColBERT projections, SPLADE pooling), whatever their index.
+    for folder in module_folders(&config.with_file_name("modules.json")) {
+        fetcher.optional(&format!("{folder}/config.json"))?;
+        fetcher.optional(&format!("{folder}/model.safetensors"))?;
     }
     config
         .parent()
@@ -168,26 +170,18 @@ fn fetch_repo(repo_id: &str, options: &HubOptions) -> Result<PathBuf> {
         .ok_or_else(|| TesseraError::load(repo_id, "cache path has no parent directory"))
 }
 
-fn shard_names(index_path: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(index_path).map_err(|e| TesseraError::io(index_path, e))?;
-    let index: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-        TesseraError::load(
-            index_path.display().to_string(),
-            format!("invalid JSON: {e}"),
-        )
-    })?;
-    let mut shards: Vec<String> = index
-        .get("weight_map")
-        .and_then(|m| m.as_object())
-        .map(|m| {
-            m.values()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    shards.sort();
-    shards.dedup();
-    Ok(shards)
+/// The folders `modules.json` names (empty when there is no such file).
+fn module_folders(modules_path: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(modules_path) else {
+        return Vec::new();
+    };
+    let modules: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap_or_default();
+    modules
+        .iter()
+        .filter_map(|m| m.get("path").and_then(|p| p.as_str()))
+        .filter(|p| !p.is_empty() && !p.contains(".."))
+        .map(str::to_string)
+        .collect()
 }
 
 /// One repository at one revision: cache first, then the network unless offline.

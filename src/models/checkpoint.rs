@@ -140,23 +140,10 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
     }
     let index = dir.join("model.safetensors.index.json");
     if index.is_file() {
-        let text = std::fs::read_to_string(&index).map_err(|e| TesseraError::io(&index, e))?;
-        let parsed: HashMap<String, serde_json::Value> =
-            serde_json::from_str(&text).map_err(|e| {
-                TesseraError::load(index.display().to_string(), format!("invalid JSON: {e}"))
-            })?;
-        let mut shards: Vec<String> = parsed
-            .get("weight_map")
-            .and_then(|m| m.as_object())
-            .map(|m| {
-                m.values()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        shards.sort();
-        shards.dedup();
-        return Ok(shards.into_iter().map(|s| dir.join(s)).collect());
+        return Ok(shard_names(&index)?
+            .into_iter()
+            .map(|s| dir.join(s))
+            .collect());
     }
     let has_other_weights = [
         "pytorch_model.bin",
@@ -173,4 +160,33 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
         "no model.safetensors (or model.safetensors.index.json) in the model directory"
     };
     Err(TesseraError::load(dir.display().to_string(), reason))
+}
+
+/// The shard files a `model.safetensors.index.json` maps weights to, sorted, once each.
+pub fn shard_names(index: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(index).map_err(|e| TesseraError::io(index, e))?;
+    let parsed: HashMap<String, serde_json::Value> = serde_json::from_str(&text).map_err(|e| {
+        TesseraError::load(index.display().to_string(), format!("invalid JSON: {e}"))
+    })?;
+    let mut shards: Vec<String> = parsed
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .map(|m| {
+            m.values()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    shards.sort();
+    shards.dedup();
+    if shards
+        .iter()
+        .any(|s| s.contains("..") || s.starts_with('/'))
+    {
+        return Err(TesseraError::load(
+            index.display().to_string(),
+            "the index names a shard outside the model directory",
+        ));
+    }
+    Ok(shards)
 }

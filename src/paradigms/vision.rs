@@ -12,15 +12,16 @@ use candle_core::Tensor;
 use rayon::prelude::*;
 use serde_json::Value;
 
-use crate::device::{DType, Device};
 use crate::encoder::RuntimeOptions;
 use crate::error::{Result, TesseraError};
-use crate::hub::{self, HubOptions, ModelSource};
+use crate::hub::{HubOptions, ModelSource};
 use crate::layout::{read_json, read_optional_json};
 use crate::matrix::Matrix;
 use crate::models::checkpoint::{weight_files, Checkpoint};
 use crate::models::colpali::{ColPali, Config, CHECKPOINT_PREFIXES};
-use crate::paradigms::common::{check_batch_size, EncodeOptions};
+use crate::paradigms::common::{
+    check_batch_size, check_common, common_builder_setters, resolve_model, EncodeOptions,
+};
 use crate::progress::Progress;
 use crate::registry::Paradigm;
 use crate::similarity::{maxsim, maxsim_matrix};
@@ -44,6 +45,8 @@ pub struct VisionBuilder {
 }
 
 impl VisionBuilder {
+    common_builder_setters!();
+
     pub fn new() -> Self {
         VisionBuilder {
             hub: HubOptions::from_env(),
@@ -51,50 +54,13 @@ impl VisionBuilder {
         }
     }
 
-    pub fn model(mut self, model: impl Into<String>) -> Self {
-        self.model = Some(model.into());
-        self
-    }
-
-    pub fn device(mut self, device: Device) -> Self {
-        self.runtime.device = device;
-        self
-    }
-
-    pub fn dtype(mut self, dtype: DType) -> Self {
-        self.runtime.dtype = dtype;
-        self
-    }
-
-    pub fn revision(mut self, revision: impl Into<String>) -> Self {
-        self.hub.revision = Some(revision.into());
-        self
-    }
-
-    pub fn hub_options(mut self, hub: HubOptions) -> Self {
-        self.hub = hub;
-        self
-    }
-
-    /// Images (or queries) per forward pass.
-    pub fn batch_size(mut self, batch_size: usize) -> Self {
-        self.batch_size = Some(batch_size);
-        self
-    }
-
     pub fn validate(&self) -> Result<()> {
-        if let Some(n) = self.batch_size {
-            check_batch_size(n)?;
-        }
-        Ok(())
+        check_common(&self.runtime, self.batch_size)
     }
 
     pub fn build(self) -> Result<VisionEmbedder> {
         self.validate()?;
-        let name = self.model.clone().ok_or_else(|| {
-            TesseraError::Config("no model given: call .model(\"colpali-v1.3-hf\") first".into())
-        })?;
-        let source = hub::resolve(&name, &self.hub)?;
+        let source = resolve_model(&self.model, &self.hub, "colpali-v1.3-hf")?;
         VisionEmbedder::from_source(source, self)
     }
 }

@@ -17,6 +17,7 @@ EXAMPLES = {
     "colbert_rerank.py": GOLDEN / "multivector" / "tiny_colbert_pylate" / "model",
     "sparse_search.py": GOLDEN / "sparse" / "tiny_splade" / "model",
     "forecast.py": GOLDEN / "timeseries" / "bolt_tiny_ctx128_p16" / "model",
+    "vision_search.py": GOLDEN / "vision" / "colpali_tiny_img84_p14" / "model",
 }
 
 

@@ -15,12 +15,14 @@ DENSE = GOLDEN / "dense" / "tiny_mean_nonorm" / "model"
 COLBERT = GOLDEN / "multivector" / "tiny_colbert_stanford" / "model"
 SPLADE = GOLDEN / "sparse" / "tiny_splade" / "model"
 BOLT = GOLDEN / "timeseries" / "bolt_tiny_ctx128_p16" / "model"
+COLPALI = GOLDEN / "vision" / "colpali_tiny_img84_p14" / "model"
 
 CLASSES = [
     "Tessera", "TesseraDense", "TesseraMultiVector", "TesseraSparse", "TesseraTimeSeries",
     "TesseraDenseBuilder", "TesseraMultiVectorBuilder", "TesseraSparseBuilder",
-    "TesseraTimeSeriesBuilder", "Device", "QuantizationConfig", "DenseEmbedding",
-    "TokenEmbeddings", "SparseEmbedding", "QuantizedEmbeddings",
+    "TesseraTimeSeriesBuilder", "TesseraVision", "TesseraVisionBuilder", "Device",
+    "QuantizationConfig", "DenseEmbedding", "TokenEmbeddings", "SparseEmbedding",
+    "QuantizedEmbeddings", "VisionEmbedding",
 ]  # fmt: skip
 
 
@@ -35,6 +37,7 @@ def test_common_contract_of_every_embedder() -> None:
         (tessera.TesseraMultiVector, COLBERT),
         (tessera.TesseraSparse, SPLADE),
         (tessera.TesseraTimeSeries, BOLT),
+        (tessera.TesseraVision, COLPALI),
     ]:
         model = tessera.Tessera(path)
         assert type(model) is cls
@@ -87,6 +90,18 @@ def test_timeseries_surface() -> None:
     assert m.forecast(ctx).shape == (1, m.prediction_length())
     assert m.forecast_quantiles(ctx, prediction_length=3).shape == (1, 3, len(m.quantiles()))
     assert m.context_length() == 128
+
+
+def test_vision_surface() -> None:
+    m = tessera.TesseraVision(COLPALI)
+    page = np.full((60, 80, 3), 200, dtype=np.uint8)
+    doc = m.encode_document(page)
+    assert doc.num_patches == m.num_patches() == 36 and doc.embedding_dim == m.embedding_dim()
+    assert len(m.encode_documents([page, page], batch_size=1)) == 2
+    q = m.encode_query("chart")
+    assert q.shape[1] == m.embedding_dim() and len(m.encode_queries(["a", "b"])) == 2
+    assert m.search(q, doc) == pytest.approx(m.search_document("chart", page), abs=1e-5)
+    assert m.similarity_matrix([q], [doc]).shape == (1, 1) and m.image_size() == 84
 
 
 def test_device_and_enums() -> None:
