@@ -103,11 +103,7 @@ impl PyTimeSeries {
     /// Encoder embeddings `(batch, patches + [REG], d_model)` and each series' instance-norm
     /// `loc` and `scale`, as chronos-forecasting's `embed`.
     #[pyo3(signature = (context))]
-    fn embed<'py>(
-        &self,
-        py: Python<'py>,
-        context: &Bound<'py, PyAny>,
-    ) -> PyResult<Embedded<'py>> {
+    fn embed<'py>(&self, py: Python<'py>, context: &Bound<'py, PyAny>) -> PyResult<Embedded<'py>> {
         let series = series_arg(context)?;
         let model = Arc::clone(&self.inner);
         let embedded = detached(py, move || model.embed(&series))?;

@@ -10,7 +10,8 @@ use pyo3::types::{PyByteArray, PyBytes, PyList, PyString};
 
 use super::builders::py_builder;
 use super::convert::{
-    array_protocol, detached, matrix_arg, matrix_to_numpy, model_arg, text_arg, texts_arg, type_name,
+    array_protocol, detached, matrix_arg, matrix_to_numpy, model_arg, text_arg, texts_arg,
+    type_name,
 };
 use super::device::{device_arg, dtype_arg};
 use crate::matrix::Matrix;
@@ -28,7 +29,12 @@ pub struct PyVisionEmbedding {
 }
 
 impl PyVisionEmbedding {
-    fn wrap(py: Python<'_>, matrix: Matrix, num_patches: usize, source: Option<String>) -> PyResult<Self> {
+    fn wrap(
+        py: Python<'_>,
+        matrix: Matrix,
+        num_patches: usize,
+        source: Option<String>,
+    ) -> PyResult<Self> {
         let array = matrix_to_numpy(py, matrix.clone())?;
         array.readwrite().make_nonwriteable();
         Ok(PyVisionEmbedding {
@@ -44,7 +50,12 @@ impl PyVisionEmbedding {
 impl PyVisionEmbedding {
     #[new]
     #[pyo3(signature = (embeddings, num_patches, source=None))]
-    fn new(py: Python<'_>, embeddings: &Bound<'_, PyAny>, num_patches: usize, source: Option<String>) -> PyResult<Self> {
+    fn new(
+        py: Python<'_>,
+        embeddings: &Bound<'_, PyAny>,
+        num_patches: usize,
+        source: Option<String>,
+    ) -> PyResult<Self> {
         let matrix = matrix_arg(embeddings, "embeddings")?;
         if num_patches > matrix.rows {
             return Err(PyValueError::new_err(format!(
@@ -107,7 +118,11 @@ impl PyVisionEmbedding {
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
         let py = slf.py();
         let this = slf.get();
-        let args = (this.embeddings.bind(py).clone(), this.num_patches, this.source.clone())
+        let args = (
+            this.embeddings.bind(py).clone(),
+            this.num_patches,
+            this.source.clone(),
+        )
             .into_pyobject(py)?
             .into_any();
         Ok((slf.get_type().into_any(), args))
@@ -161,7 +176,11 @@ impl PyVision {
     /// Embeds a page image: a path, raw bytes, a uint8 array `(H, W)`, `(H, W, 3)` or
     /// `(H, W, 4)`, or an object with the array interface (a PIL image).
     #[pyo3(signature = (image))]
-    fn encode_document(&self, py: Python<'_>, image: &Bound<'_, PyAny>) -> PyResult<PyVisionEmbedding> {
+    fn encode_document(
+        &self,
+        py: Python<'_>,
+        image: &Bound<'_, PyAny>,
+    ) -> PyResult<PyVisionEmbedding> {
         let input = image_arg(image, "image")?;
         let source = input.source().map(|p| p.display().to_string());
         let model = Arc::clone(&self.inner);
@@ -185,7 +204,12 @@ impl PyVision {
         }
         let inputs = images
             .try_iter()
-            .map_err(|_| PyTypeError::new_err(format!("images must be a sequence, not {}", type_name(images))))?
+            .map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "images must be a sequence, not {}",
+                    type_name(images)
+                ))
+            })?
             .enumerate()
             .map(|(i, item)| image_arg(&item?, &format!("images[{i}]")))
             .collect::<PyResult<Vec<_>>>()?;
@@ -203,7 +227,9 @@ impl PyVision {
         show_progress: bool,
     ) -> PyResult<Vec<PyVisionEmbedding>> {
         if dpi == 0 || dpi > 1200 {
-            return Err(PyValueError::new_err(format!("dpi must be in 1..=1200, got {dpi}")));
+            return Err(PyValueError::new_err(format!(
+                "dpi must be in 1..=1200, got {dpi}"
+            )));
         }
         let path = model_arg(path)?;
         if !std::path::Path::new(&path).is_file() {
@@ -214,7 +240,9 @@ impl PyVision {
             .into());
         }
         let pdfium = py.import("pypdfium2").map_err(|_| {
-            PyImportError::new_err("encode_pdf needs pypdfium2: pip install pypdfium2 (or 'tessera[pdf]')")
+            PyImportError::new_err(
+                "encode_pdf needs pypdfium2: pip install pypdfium2 (or 'tessera[pdf]')",
+            )
         })?;
         let document = pdfium.call_method1("PdfDocument", (path.as_str(),))?;
         let pages = document.len()?;
@@ -236,7 +264,11 @@ impl PyVision {
 
     /// A query's token matrix `(num_tokens, dim)`.
     #[pyo3(signature = (text))]
-    fn encode_query<'py>(&self, py: Python<'py>, text: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    fn encode_query<'py>(
+        &self,
+        py: Python<'py>,
+        text: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let text = text_arg(text, "text")?;
         let model = Arc::clone(&self.inner);
         let matrix = detached(py, move || model.encode_query(&text))?;
@@ -253,7 +285,10 @@ impl PyVision {
         show_progress: bool,
     ) -> PyResult<Bound<'py, PyList>> {
         let texts = texts_arg(texts, "texts")?;
-        let options = EncodeOptions { batch_size, show_progress };
+        let options = EncodeOptions {
+            batch_size,
+            show_progress,
+        };
         let model = Arc::clone(&self.inner);
         let matrices = detached(py, move || {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
@@ -268,7 +303,12 @@ impl PyVision {
 
     /// MaxSim of a query (matrix or text) against a document (`VisionEmbedding` or matrix).
     #[pyo3(signature = (query, document))]
-    fn search(&self, py: Python<'_>, query: &Bound<'_, PyAny>, document: &Bound<'_, PyAny>) -> PyResult<f32> {
+    fn search(
+        &self,
+        py: Python<'_>,
+        query: &Bound<'_, PyAny>,
+        document: &Bound<'_, PyAny>,
+    ) -> PyResult<f32> {
         let q = self.query_matrix(py, query, "query")?;
         let d = document_matrix(document, "document")?;
         Ok(self.inner.search(&q, &d)?)
@@ -276,7 +316,12 @@ impl PyVision {
 
     /// Encodes a query and a page image and scores them.
     #[pyo3(signature = (query, image))]
-    fn search_document(&self, py: Python<'_>, query: &Bound<'_, PyAny>, image: &Bound<'_, PyAny>) -> PyResult<f32> {
+    fn search_document(
+        &self,
+        py: Python<'_>,
+        query: &Bound<'_, PyAny>,
+        image: &Bound<'_, PyAny>,
+    ) -> PyResult<f32> {
         let query = text_arg(query, "query")?;
         let input = image_arg(image, "image")?;
         let model = Arc::clone(&self.inner);
@@ -339,7 +384,9 @@ impl PyVision {
 impl PyVision {
     pub fn from_builder(py: Python<'_>, builder: VisionBuilder) -> PyResult<Self> {
         let inner = detached(py, move || builder.build())?;
-        Ok(PyVision { inner: Arc::new(inner) })
+        Ok(PyVision {
+            inner: Arc::new(inner),
+        })
     }
 
     fn encode_inputs(
@@ -353,7 +400,10 @@ impl PyVision {
             .iter()
             .map(|i| i.source().map(|p| p.display().to_string()))
             .collect();
-        let options = EncodeOptions { batch_size, show_progress };
+        let options = EncodeOptions {
+            batch_size,
+            show_progress,
+        };
         let model = Arc::clone(&self.inner);
         let matrices = detached(py, move || model.encode_documents(&inputs, &options))?;
         matrices
@@ -363,7 +413,12 @@ impl PyVision {
             .collect()
     }
 
-    fn query_matrix(&self, py: Python<'_>, value: &Bound<'_, PyAny>, name: &str) -> PyResult<Matrix> {
+    fn query_matrix(
+        &self,
+        py: Python<'_>,
+        value: &Bound<'_, PyAny>,
+        name: &str,
+    ) -> PyResult<Matrix> {
         if value.is_instance_of::<PyString>() {
             let text = text_arg(value, name)?;
             let model = Arc::clone(&self.inner);
@@ -393,7 +448,10 @@ fn image_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<ImageInput> {
     }
     let py = value.py();
     if value.hasattr("__fspath__")? {
-        let path: String = py.import("os")?.call_method1("fspath", (value,))?.extract()?;
+        let path: String = py
+            .import("os")?
+            .call_method1("fspath", (value,))?
+            .extract()?;
         return Ok(ImageInput::Path(PathBuf::from(path)));
     }
     // PIL images in modes other than L / RGB / RGBA (palette, 16-bit, CMYK...) are
@@ -419,7 +477,9 @@ fn image_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<ImageInput> {
             ))
         })?;
     let array = array.cast_into::<PyUntypedArray>().map_err(|_| {
-        PyTypeError::new_err(format!("{name} must be a path, bytes, a uint8 array or a PIL image"))
+        PyTypeError::new_err(format!(
+            "{name} must be a path, bytes, a uint8 array or a PIL image"
+        ))
     })?;
     if array.dtype().kind() != b'u' || array.dtype().itemsize() != 1 {
         return Err(PyTypeError::new_err(format!(
@@ -448,7 +508,18 @@ fn image_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<ImageInput> {
         .call_method1("ascontiguousarray", (&array,))?
         .cast_into::<numpy::PyArrayDyn<u8>>()?;
     let data = contiguous.readonly().as_slice()?.to_vec();
-    Ok(ImageInput::Pixels { height, width, channels, data })
+    Ok(ImageInput::Pixels {
+        height,
+        width,
+        channels,
+        data,
+    })
 }
 
-py_builder!("TesseraVisionBuilder", PyVisionBuilder, VisionBuilder, PyVision, {});
+py_builder!(
+    "TesseraVisionBuilder",
+    PyVisionBuilder,
+    VisionBuilder,
+    PyVision,
+    {}
+);
