@@ -131,8 +131,13 @@ def test_bad_context(tiny: TesseraTimeSeries, bad: object, error: type) -> None:
 
 
 def test_bad_options(tiny: TesseraTimeSeries) -> None:
-    with pytest.raises(tessera.ConfigError):
-        tiny.forecast(seasonal(40), prediction_length=0)
+    for horizon in (0, -3):
+        with pytest.raises(tessera.ConfigError, match="prediction_length"):
+            tiny.forecast(seasonal(40), prediction_length=horizon)
+        with pytest.raises(tessera.ConfigError):
+            tiny.forecast_quantiles(seasonal(40), prediction_length=horizon)
+        with pytest.raises(tessera.ConfigError):
+            TesseraTimeSeries(ROOTS[0] / "model", prediction_length=horizon)
     for levels in ([0.0, 0.5], [0.5, 1.0], [1.5], [float("nan")], []):
         with pytest.raises(tessera.ConfigError):
             tiny.forecast_quantiles(seasonal(40), quantile_levels=levels)

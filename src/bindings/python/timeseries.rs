@@ -41,7 +41,7 @@ impl PyTimeSeries {
         dtype: Option<&str>,
         revision: Option<String>,
         batch_size: Option<usize>,
-        prediction_length: Option<usize>,
+        prediction_length: Option<i64>,
     ) -> PyResult<Self> {
         let mut builder = TimeSeriesBuilder::new()
             .model(model_arg(model)?)
@@ -53,7 +53,7 @@ impl PyTimeSeries {
         if let Some(v) = batch_size {
             builder = builder.batch_size(v);
         }
-        if let Some(v) = prediction_length {
+        if let Some(v) = horizon_arg(prediction_length)? {
             builder = builder.prediction_length(v);
         }
         Self::from_builder(py, builder)
@@ -71,8 +71,9 @@ impl PyTimeSeries {
         &self,
         py: Python<'py>,
         context: &Bound<'py, PyAny>,
-        prediction_length: Option<usize>,
+        prediction_length: Option<i64>,
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let prediction_length = horizon_arg(prediction_length)?;
         let series = series_arg(context)?;
         let model = Arc::clone(&self.inner);
         let matrix = detached(py, move || model.forecast(&series, prediction_length))?;
@@ -86,9 +87,10 @@ impl PyTimeSeries {
         &self,
         py: Python<'py>,
         context: &Bound<'py, PyAny>,
-        prediction_length: Option<usize>,
+        prediction_length: Option<i64>,
         quantile_levels: Option<Vec<f32>>,
     ) -> PyResult<Bound<'py, PyArray3<f32>>> {
+        let prediction_length = horizon_arg(prediction_length)?;
         let series = series_arg(context)?;
         let model = Arc::clone(&self.inner);
         let forecast = detached(py, move || {
@@ -153,6 +155,19 @@ impl PyTimeSeries {
         Ok(PyTimeSeries {
             inner: Arc::new(inner),
         })
+    }
+}
+
+/// A `prediction_length` argument: positive, or a ConfigError saying so (a negative
+/// value would otherwise surface as an OverflowError).
+fn horizon_arg(value: Option<i64>) -> PyResult<Option<usize>> {
+    match value {
+        Some(n) if n <= 0 => Err(crate::error::TesseraError::Config(format!(
+            "prediction_length must be at least 1, got {n}"
+        ))
+        .into()),
+        Some(n) => Ok(Some(n as usize)),
+        None => Ok(None),
     }
 }
 
