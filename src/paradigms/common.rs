@@ -93,3 +93,19 @@ pub fn resolve_model(
     })?;
     crate::hub::resolve(name, hub)
 }
+
+/// The truncation length: the caller's, else the model's, never beyond the position
+/// embeddings.
+pub fn resolve_max_length(
+    requested: Option<usize>,
+    model_default: Option<usize>,
+    positions: usize,
+) -> Result<usize> {
+    match requested {
+        Some(n) if n > positions => Err(TesseraError::Config(format!(
+            "max_length {n} exceeds the model's {positions} position embeddings"
+        ))),
+        Some(n) => Ok(n),
+        None => Ok(model_default.unwrap_or(positions).min(positions)),
+    }
+}

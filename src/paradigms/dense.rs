@@ -11,8 +11,8 @@ use crate::hub::{HubOptions, ModelSource};
 use crate::layout::{read_json, PoolingConfig, SentenceTransformersLayout};
 use crate::matrix::Matrix;
 use crate::paradigms::common::{
-    check_batch_size, check_common, check_max_length, common_builder_setters, resolve_model,
-    EncodeOptions, DEFAULT_BATCH_SIZE,
+    check_batch_size, check_common, check_max_length, common_builder_setters, resolve_max_length,
+    resolve_model, EncodeOptions, DEFAULT_BATCH_SIZE,
 };
 use crate::progress::Progress;
 use crate::registry::{self, Paradigm, PoolingKind};
@@ -365,20 +365,4 @@ impl DenseEmbedder {
 fn read_pooling(path: &Path) -> Result<PoolingKind> {
     let config: PoolingConfig = read_json(path)?;
     config.kind(path)
-}
-
-/// The truncation length: the caller's, else the model's, never beyond the position
-/// embeddings.
-pub(crate) fn resolve_max_length(
-    requested: Option<usize>,
-    model_default: Option<usize>,
-    positions: usize,
-) -> Result<usize> {
-    match requested {
-        Some(n) if n > positions => Err(TesseraError::Config(format!(
-            "max_length {n} exceeds the model's {positions} position embeddings"
-        ))),
-        Some(n) => Ok(n),
-        None => Ok(model_default.unwrap_or(positions).min(positions)),
-    }
 }

@@ -13,10 +13,10 @@ use crate::hub::{HubOptions, ModelSource};
 use crate::layout::{read_json, read_optional_json, SentenceTransformersLayout};
 use crate::matrix::Matrix;
 use crate::paradigms::common::{
-    check_batch_size, check_common, check_max_length, common_builder_setters, resolve_model,
-    EncodeOptions, DEFAULT_BATCH_SIZE,
+    check_batch_size, check_common, check_max_length, common_builder_setters, resolve_max_length,
+    resolve_model, EncodeOptions, DEFAULT_BATCH_SIZE,
 };
-use crate::paradigms::dense::resolve_max_length;
+
 use crate::progress::Progress;
 use crate::registry::Paradigm;
 
