@@ -209,7 +209,7 @@ class SparseEmbedding:
     """A sparse vector over a vocabulary: term ids (ascending, int32) and weights (float32)."""
 
     def __new__(
-        cls, indices: npt.NDArray[np.int64], values: npt.NDArray[np.float32], vocab_size: int
+        cls, indices: npt.ArrayLike, values: npt.ArrayLike, vocab_size: int
     ) -> SparseEmbedding: ...
     @property
     def indices(self) -> npt.NDArray[np.int32]: ...

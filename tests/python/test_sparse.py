@@ -135,6 +135,11 @@ def test_user_built_embedding(tiny: TesseraSparse) -> None:
         tiny.similarity(e, tiny.encode("x"))
     with pytest.raises(ValueError, match="decode"):
         e.tokens()
+    made = tiny.encode("round trip")
+    assert SparseEmbedding(made.indices, made.values, made.vocab_size) == made  # int32 ids
+    assert SparseEmbedding([5, 2], [1.0, 3.0], 10).indices.tolist() == [2, 5]
+    with pytest.raises(TypeError, match="integers"):
+        SparseEmbedding(np.array([1.5]), np.array([1.0], dtype=np.float32), 10)
 
 
 def test_pruning(case: GoldenCase) -> None:

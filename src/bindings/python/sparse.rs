@@ -46,16 +46,31 @@ impl PySparseEmbedding {
 
 #[pymethods]
 impl PySparseEmbedding {
-    /// Builds a vector from term ids and weights (any order, ids distinct).
+    /// Builds a vector from term ids (any integer array or sequence) and weights, in any
+    /// order, ids distinct.
     #[new]
     #[pyo3(signature = (indices, values, vocab_size))]
     fn new(
         py: Python<'_>,
-        indices: PyReadonlyArray1<'_, i64>,
-        values: PyReadonlyArray1<'_, f32>,
+        indices: &Bound<'_, PyAny>,
+        values: &Bound<'_, PyAny>,
         vocab_size: usize,
     ) -> PyResult<Self> {
-        let ids = indices
+        let numpy = py.import("numpy")?;
+        let ids = numpy.call_method1("asarray", (indices,))?;
+        let kind: String = ids.getattr("dtype")?.getattr("kind")?.extract()?;
+        if !matches!(kind.as_str(), "i" | "u") && ids.len()? > 0 {
+            return Err(PyTypeError::new_err(format!(
+                "indices must be integers, not dtype {}",
+                ids.getattr("dtype")?
+            )));
+        }
+        let ids: PyReadonlyArray1<'_, i64> = ids.call_method1("astype", ("int64",))?.extract()?;
+        let weights: PyReadonlyArray1<'_, f32> = numpy
+            .call_method1("asarray", (values, "float32"))?
+            .extract()
+            .map_err(|_| PyTypeError::new_err("values must be a 1-D array of numbers"))?;
+        let ids = ids
             .as_array()
             .iter()
             .map(|&i| {
@@ -64,7 +79,7 @@ impl PySparseEmbedding {
                 })
             })
             .collect::<PyResult<Vec<u32>>>()?;
-        let vector = SparseVector::new(ids, values.as_array().to_vec(), vocab_size)?;
+        let vector = SparseVector::new(ids, weights.as_array().to_vec(), vocab_size)?;
         Self::wrap(py, vector, None)
     }
 
