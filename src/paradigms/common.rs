@@ -69,6 +69,48 @@ macro_rules! common_builder_setters {
 
 pub(crate) use common_builder_setters;
 
+/// The truncation length and instruction prefixes of builders of single-text encoders
+/// (dense, sparse), over their `max_length`, `query_prefix` and `document_prefix` fields.
+macro_rules! text_builder_setters {
+    () => {
+        /// Truncation length in tokens (at most the model's position embeddings).
+        pub fn max_length(mut self, max_length: usize) -> Self {
+            self.max_length = Some(max_length);
+            self
+        }
+
+        /// Text put before every query by `encode_queries` (overrides the model's).
+        pub fn query_prefix(mut self, prefix: impl Into<String>) -> Self {
+            self.query_prefix = Some(prefix.into());
+            self
+        }
+
+        /// Text put before every document by `encode_documents`.
+        pub fn document_prefix(mut self, prefix: impl Into<String>) -> Self {
+            self.document_prefix = Some(prefix.into());
+            self
+        }
+    };
+}
+
+pub(crate) use text_builder_setters;
+
+/// Runs `encode` on the texts with `prefix` put before each (or on the texts as they are).
+pub fn with_prefix<T>(
+    texts: &[&str],
+    prefix: Option<&str>,
+    encode: impl FnOnce(&[&str]) -> Result<T>,
+) -> Result<T> {
+    match prefix {
+        None => encode(texts),
+        Some(prefix) => {
+            let prefixed: Vec<String> = texts.iter().map(|t| format!("{prefix}{t}")).collect();
+            let refs: Vec<&str> = prefixed.iter().map(String::as_str).collect();
+            encode(&refs)
+        }
+    }
+}
+
 /// Checks shared by every builder's `validate`: the device is compiled in and the
 /// batch size is positive.
 pub fn check_common(

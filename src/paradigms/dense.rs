@@ -12,7 +12,7 @@ use crate::layout::{read_json, PoolingConfig, SentenceTransformersLayout};
 use crate::matrix::Matrix;
 use crate::paradigms::common::{
     check_batch_size, check_common, check_max_length, common_builder_setters, resolve_max_length,
-    resolve_model, EncodeOptions, DEFAULT_BATCH_SIZE,
+    resolve_model, text_builder_setters, with_prefix, EncodeOptions, DEFAULT_BATCH_SIZE,
 };
 use crate::progress::Progress;
 use crate::registry::{self, Paradigm, PoolingKind};
@@ -34,17 +34,13 @@ pub struct DenseBuilder {
 
 impl DenseBuilder {
     common_builder_setters!();
+    text_builder_setters!();
 
     pub fn new() -> Self {
         DenseBuilder {
             hub: HubOptions::from_env(),
             ..Default::default()
         }
-    }
-
-    pub fn max_length(mut self, max_length: usize) -> Self {
-        self.max_length = Some(max_length);
-        self
     }
 
     /// Matryoshka: keep the first `dimension` components and re-normalise.
@@ -55,16 +51,6 @@ impl DenseBuilder {
 
     pub fn normalize(mut self, normalize: bool) -> Self {
         self.normalize = Some(normalize);
-        self
-    }
-
-    pub fn query_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.query_prefix = Some(prefix.into());
-        self
-    }
-
-    pub fn document_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.document_prefix = Some(prefix.into());
         self
     }
 
@@ -302,28 +288,16 @@ impl DenseEmbedder {
 
     /// Embeds texts with the query prefix (e.g. nomic's `search_query: `).
     pub fn encode_queries(&self, texts: &[&str], options: &EncodeOptions) -> Result<Matrix> {
-        self.encode_prefixed(texts, self.query_prefix.as_deref(), options)
+        with_prefix(texts, self.query_prefix.as_deref(), |t| {
+            self.encode_batch(t, options)
+        })
     }
 
     /// Embeds texts with the document prefix.
     pub fn encode_documents(&self, texts: &[&str], options: &EncodeOptions) -> Result<Matrix> {
-        self.encode_prefixed(texts, self.document_prefix.as_deref(), options)
-    }
-
-    fn encode_prefixed(
-        &self,
-        texts: &[&str],
-        prefix: Option<&str>,
-        options: &EncodeOptions,
-    ) -> Result<Matrix> {
-        match prefix {
-            None => self.encode_batch(texts, options),
-            Some(prefix) => {
-                let prefixed: Vec<String> = texts.iter().map(|t| format!("{prefix}{t}")).collect();
-                let refs: Vec<&str> = prefixed.iter().map(String::as_str).collect();
-                self.encode_batch(&refs, options)
-            }
-        }
+        with_prefix(texts, self.document_prefix.as_deref(), |t| {
+            self.encode_batch(t, options)
+        })
     }
 
     /// Cosine similarity of two texts.

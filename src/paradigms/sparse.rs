@@ -14,7 +14,7 @@ use crate::layout::{read_json, read_optional_json, SentenceTransformersLayout};
 use crate::matrix::Matrix;
 use crate::paradigms::common::{
     check_batch_size, check_common, check_max_length, common_builder_setters, resolve_max_length,
-    resolve_model, EncodeOptions, DEFAULT_BATCH_SIZE,
+    resolve_model, text_builder_setters, with_prefix, EncodeOptions, DEFAULT_BATCH_SIZE,
 };
 
 use crate::progress::Progress;
@@ -210,17 +210,13 @@ pub struct SparseBuilder {
 
 impl SparseBuilder {
     common_builder_setters!();
+    text_builder_setters!();
 
     pub fn new() -> Self {
         SparseBuilder {
             hub: HubOptions::from_env(),
             ..Default::default()
         }
-    }
-
-    pub fn max_length(mut self, max_length: usize) -> Self {
-        self.max_length = Some(max_length);
-        self
     }
 
     /// Keeps only the `top_k` heaviest terms of each vector.
@@ -232,16 +228,6 @@ impl SparseBuilder {
     /// Drops terms whose weight is below `min_weight`.
     pub fn min_weight(mut self, min_weight: f32) -> Self {
         self.min_weight = Some(min_weight);
-        self
-    }
-
-    pub fn query_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.query_prefix = Some(prefix.into());
-        self
-    }
-
-    pub fn document_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.document_prefix = Some(prefix.into());
         self
     }
 
@@ -459,6 +445,12 @@ impl SparseEmbedder {
             })
     }
 
+    fn single(&self, mut vectors: Vec<SparseVector>) -> Result<SparseVector> {
+        vectors
+            .pop()
+            .ok_or_else(|| TesseraError::Encoding("the model returned no vector".into()))
+    }
+
     /// Embeds one query (with the query prefix, if the model or builder sets one).
     pub fn encode_query(&self, text: &str) -> Result<SparseVector> {
         self.single(self.encode_queries(&[text], &EncodeOptions::default())?)
@@ -474,7 +466,9 @@ impl SparseEmbedder {
         texts: &[&str],
         options: &EncodeOptions,
     ) -> Result<Vec<SparseVector>> {
-        self.encode_prefixed(texts, self.query_prefix.as_deref(), options)
+        with_prefix(texts, self.query_prefix.as_deref(), |t| {
+            self.encode_batch(t, options)
+        })
     }
 
     pub fn encode_documents(
@@ -482,29 +476,9 @@ impl SparseEmbedder {
         texts: &[&str],
         options: &EncodeOptions,
     ) -> Result<Vec<SparseVector>> {
-        self.encode_prefixed(texts, self.document_prefix.as_deref(), options)
-    }
-
-    fn encode_prefixed(
-        &self,
-        texts: &[&str],
-        prefix: Option<&str>,
-        options: &EncodeOptions,
-    ) -> Result<Vec<SparseVector>> {
-        match prefix {
-            None => self.encode_batch(texts, options),
-            Some(prefix) => {
-                let prefixed: Vec<String> = texts.iter().map(|t| format!("{prefix}{t}")).collect();
-                let refs: Vec<&str> = prefixed.iter().map(String::as_str).collect();
-                self.encode_batch(&refs, options)
-            }
-        }
-    }
-
-    fn single(&self, mut vectors: Vec<SparseVector>) -> Result<SparseVector> {
-        vectors
-            .pop()
-            .ok_or_else(|| TesseraError::Encoding("the model returned no vector".into()))
+        with_prefix(texts, self.document_prefix.as_deref(), |t| {
+            self.encode_batch(t, options)
+        })
     }
 
     /// Dot product of two sparse vectors (the similarity SPLADE is trained for).
