@@ -35,8 +35,9 @@ def test_encode_txt_to_npy_round_trip(tmp_path: Path, txt: Path) -> None:
 
 
 def test_encode_jsonl_to_npz_for_ragged_models(tmp_path: Path) -> None:
+    records = [json.dumps({"text": t, "id": i}) for i, t in enumerate(TEXTS)]  # input in tmp_path
     path = tmp_path / "texts.jsonl"
-    path.write_text("\n".join(json.dumps({"text": t, "id": i}) for i, t in enumerate(TEXTS)))
+    path.write_text("\n".join(records))
     out = tmp_path / "colbert.npz"
     assert (
         main(["encode", "--model", str(COLBERT), "--input", str(path), "--output", str(out)]) == 0
