@@ -1,5 +1,5 @@
-//! A text encoder: tokenizer plus BERT-family transformer loaded from a model
-//! directory, run over length-sorted packed batches.
+//! A text encoder: tokenizer plus the transformer family `config.json` names, run over
+//! length-sorted packed batches.
 
 use std::path::Path;
 
@@ -9,18 +9,27 @@ use candle_nn::VarBuilder;
 use crate::device::{DType, Device};
 use crate::error::{Result, TesseraError};
 use crate::layout::read_json;
-use crate::models::bert::{BertModel, Config as BertConfig, PackedBatch};
 use crate::models::checkpoint::{weight_files, Checkpoint};
+use crate::models::{load_text_model, TextModel};
+use crate::packing::PackedBatch;
 use crate::progress::Progress;
 use crate::text::{length_sorted_batches, TextTokenizer};
 
-/// Architectures a BERT-family encoder can be built from, by `config.json` `model_type`.
-const BERT_MODEL_TYPES: &[&str] = &["bert"];
+/// State-dict prefixes an encoder may sit under in task checkpoints (`BertForMaskedLM`,
+/// `XLMRobertaForMaskedLM`, `ModernBertForMaskedLM`, colbert-ai's `HF_ColBERT`).
+pub const ENCODER_PREFIXES: &[&str] = &["bert.", "roberta.", "model."];
+
+/// Tokens per chunk of a packed batch on the CPU (see [`PackedBatch::chunks`]).
+/// Measured on all-MiniLM-L6-v2 (2 cores, 32 MiB L3): 2048 beat 512, 1024 and 4096 by
+/// 1-5% and one unchunked pass by about 8%.
+const CPU_CHUNK_TOKENS: usize = 2048;
 
 pub struct TextEncoder {
     pub tokenizer: TextTokenizer,
-    pub model: BertModel,
+    pub model: Box<dyn TextModel>,
     pub device: candle_core::Device,
+    /// `config.json` as read, for heads that need more of it.
+    pub config: serde_json::Value,
 }
 
 /// What every text paradigm's builder shares.
@@ -50,30 +59,18 @@ impl TextEncoder {
         let model_type = raw
             .get("model_type")
             .and_then(|v| v.as_str())
-            .unwrap_or("bert");
-        if !BERT_MODEL_TYPES.contains(&model_type) {
-            return Err(TesseraError::load(
-                dir.display().to_string(),
-                format!(
-                    "architecture '{model_type}' is not supported yet for text models (supported: {})",
-                    BERT_MODEL_TYPES.join(", ")
-                ),
-            ));
-        }
-        let config: BertConfig = serde_json::from_value(raw).map_err(|e| {
-            TesseraError::load(
-                config_path.display().to_string(),
-                format!("invalid BERT config: {e}"),
-            )
-        })?;
+            .unwrap_or("bert")
+            .to_string();
         let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json"))?;
         let device = runtime.device.to_candle()?;
         let vb = Checkpoint::open(&weight_files(dir)?, prefixes)?
             .into_var_builder(runtime.dtype.to_candle(), &device);
-        let model = BertModel::load(vb.clone(), &config).map_err(|e| match e {
+        // A config that contradicts the weights (or itself) is a broken model directory.
+        let model = load_text_model(&model_type, raw.clone(), vb.clone()).map_err(|e| match e {
             TesseraError::Tensor(inner) => {
                 TesseraError::load(dir.display().to_string(), inner.to_string())
             }
+            TesseraError::Config(message) => TesseraError::load(dir.display().to_string(), message),
             other => other,
         })?;
         Ok((
@@ -81,14 +78,50 @@ impl TextEncoder {
                 tokenizer,
                 model,
                 device,
+                config: raw,
             },
             vb,
         ))
     }
 
-    /// Longest input the position embeddings allow.
+    /// Longest input the position encoding allows.
     pub fn max_positions(&self) -> usize {
-        self.model.config().max_position_embeddings
+        self.model.max_positions()
+    }
+
+    pub fn hidden_size(&self) -> usize {
+        self.model.hidden_size()
+    }
+
+    /// Last hidden states of a packed batch, checked against the model's limits.
+    pub fn forward(&self, batch: &PackedBatch) -> Result<Tensor> {
+        let hidden = self.model.hidden_size();
+        let table = self.model.word_embeddings();
+        if batch.total_tokens() == 0 {
+            return Ok(Tensor::zeros((0, hidden), table.dtype(), &self.device)?);
+        }
+        let longest = batch.max_len();
+        if longest > self.model.max_positions() {
+            return Err(TesseraError::Encoding(format!(
+                "a sequence of {longest} tokens exceeds the model's {} positions",
+                self.model.max_positions()
+            )));
+        }
+        let vocab = table.dims().first().copied().unwrap_or(0);
+        if let Some(bad) = batch.ids().iter().find(|&&id| id as usize >= vocab) {
+            return Err(TesseraError::Encoding(format!(
+                "token id {bad} is outside the model's vocabulary of {vocab}"
+            )));
+        }
+        if !self.device.is_cpu() || batch.total_tokens() <= CPU_CHUNK_TOKENS {
+            return Ok(self.model.forward(batch)?);
+        }
+        let outputs = batch
+            .chunks(CPU_CHUNK_TOKENS)
+            .iter()
+            .map(|chunk| self.model.forward(chunk))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(Tensor::cat(&outputs, 0)?)
     }
 
     /// Runs `sequences` through the encoder in length-sorted packed batches of
@@ -108,7 +141,7 @@ impl TextEncoder {
             let seqs: Vec<Vec<u32>> = batch.iter().map(|&i| sequences[i].clone()).collect();
             let keys: Option<Vec<usize>> = attended.map(|a| batch.iter().map(|&i| a[i]).collect());
             let packed = PackedBatch::new(&seqs, keys.as_deref());
-            let hidden = self.model.forward(&packed)?;
+            let hidden = self.forward(&packed)?;
             let outputs = head(&packed, &hidden)?;
             for (index, output) in batch.iter().zip(outputs) {
                 results[*index] = Some(output);

@@ -289,7 +289,11 @@ fn edge_inputs_follow_the_reference() {
         assert_eq!(model.encode_query("").unwrap().rows, lq);
         assert_eq!(model.encode_document("").unwrap().rows, 3);
         assert_eq!(model.encode_document("   ").unwrap().rows, 3);
-        assert_eq!(model.encode_document("?!... --- ;;; ***").unwrap().rows, 3);
+        // A WordPiece vocabulary splits punctuation into skip-listed single characters;
+        // byte-level BPE merges some ("Ġ---"), which stay: the golden text #3 covers it.
+        if !case.name().contains("modernbert") {
+            assert_eq!(model.encode_document("?!... --- ;;; ***").unwrap().rows, 3);
+        }
         // A long query is cut to the query length, a long document to the document length.
         let long = "retrieval ".repeat(400);
         assert_eq!(model.encode_query(&long).unwrap().rows, lq);
@@ -324,8 +328,10 @@ fn edge_inputs_follow_the_reference() {
                 assert_eq!(doc.token_ids, vec![101, 2, 1037, 1038, 102]);
             }
             ColbertLayout::PyLate => {
-                assert_eq!(query_ids[3], 0);
-                assert!(doc.token_ids.contains(&0));
+                let (alone, _) = model.tokenize(&["[PAD]"], true).unwrap().remove(0);
+                let pad = alone[2];
+                assert!(query_ids.contains(&pad), "{}", case.name());
+                assert!(doc.token_ids.contains(&pad), "{}", case.name());
             }
         }
     }

@@ -3,7 +3,7 @@
 use candle_core::Tensor;
 
 use crate::error::Result;
-use crate::models::bert::Span;
+use crate::packing::Span;
 use crate::registry::PoolingKind;
 
 /// Pools `hidden [total_tokens, dim]` into `[texts, dim]`, one row per span.

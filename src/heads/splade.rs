@@ -7,7 +7,7 @@ use candle_nn::{Activation, LayerNorm, Linear, VarBuilder};
 
 use crate::error::{Result, TesseraError};
 use crate::matrix::Matrix;
-use crate::models::bert::Span;
+use crate::packing::Span;
 
 /// Token rows whose logits exist at once: `[rows, vocab]` stays near 60 MB for a
 /// 30522-word vocabulary instead of growing with the batch.

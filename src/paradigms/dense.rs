@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::encoder::{RuntimeOptions, TextEncoder};
+use crate::encoder::{RuntimeOptions, TextEncoder, ENCODER_PREFIXES};
 use crate::error::{Result, TesseraError};
 use crate::heads::normalize::l2_normalize;
 use crate::heads::pooling::pool;
@@ -119,7 +119,7 @@ impl DenseEmbedder {
         }
         let dir = source.dir.as_path();
         let layout = SentenceTransformersLayout::read(dir)?;
-        let (encoder, _) = TextEncoder::load(dir, &options.runtime, &["bert.", "model."])?;
+        let (encoder, _) = TextEncoder::load(dir, &options.runtime, ENCODER_PREFIXES)?;
         let encoder = TextEncoder {
             tokenizer: encoder
                 .tokenizer
@@ -134,7 +134,7 @@ impl DenseEmbedder {
         let model_normalizes = layout.module("Normalize").is_some()
             || (layout.modules.is_empty() && spec.and_then(|s| s.normalize).unwrap_or(false));
         let normalize = options.normalize.unwrap_or(model_normalizes);
-        let full_dimension = encoder.model.config().hidden_size;
+        let full_dimension = encoder.hidden_size();
         let dimension = match options.dimension {
             Some(d) => {
                 match spec {
@@ -253,7 +253,7 @@ impl DenseEmbedder {
         let rows =
             self.encoder
                 .run(&sequences, None, batch_size, &progress, |packed, hidden| {
-                    let pooled = pool(hidden, &packed.spans, self.pooling)?;
+                    let pooled = pool(hidden, packed.spans(), self.pooling)?;
                     let vectors = self.finish(pooled)?;
                     Ok(Matrix::from_tensor(&vectors)?
                         .iter_rows()

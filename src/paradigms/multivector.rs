@@ -14,7 +14,7 @@ use std::path::Path;
 use candle_core::{DType as CandleDType, Tensor};
 use serde_json::Value;
 
-use crate::encoder::{RuntimeOptions, TextEncoder};
+use crate::encoder::{RuntimeOptions, TextEncoder, ENCODER_PREFIXES};
 use crate::error::{Result, TesseraError};
 use crate::heads::normalize::l2_normalize;
 use crate::heads::projection::Projection;
@@ -211,7 +211,7 @@ impl MultiVectorEmbedder {
         let dir = source.dir.as_path();
         let st = SentenceTransformersLayout::read(dir)?;
         let metadata: Option<Value> = read_optional_json(&dir.join("artifact.metadata"))?;
-        let (encoder, root_vb) = TextEncoder::load(dir, &options.runtime, &["bert.", "model."])?;
+        let (encoder, root_vb) = TextEncoder::load(dir, &options.runtime, ENCODER_PREFIXES)?;
         // A repository may carry both layouts (colbert-ai checkpoints republished for
         // PyLate); colbert-ai's wins when its projection sits in the main weights.
         let has_linear = root_vb.contains_tensor("linear.weight");
@@ -236,7 +236,7 @@ impl MultiVectorEmbedder {
             },
             ColbertLayout::ColbertAi => encoder,
         };
-        let hidden = encoder.model.config().hidden_size;
+        let hidden = encoder.hidden_size();
         let projections = match layout {
             ColbertLayout::ColbertAi => {
                 vec![Projection::load(&root_vb, hidden, false, &source.name)?]
@@ -437,6 +437,16 @@ impl MultiVectorEmbedder {
         } else {
             (s.document_length, s.document_marker)
         };
+        // PyLate strips every text first (sentence-transformers' tokenize does); with a
+        // byte-level tokenizer the surrounding whitespace would otherwise be tokens.
+        let stripped: Vec<&str>;
+        let texts = match s.layout {
+            ColbertLayout::PyLate => {
+                stripped = texts.iter().map(|t| python_strip(t)).collect();
+                &stripped
+            }
+            ColbertLayout::ColbertAi => texts,
+        };
         // One position is kept free for the marker inserted after [CLS].
         let encoded = self.encoder.tokenizer.encode_batch(texts, length - 1)?;
         Ok(encoded
@@ -492,10 +502,10 @@ impl MultiVectorEmbedder {
             |packed, hidden| {
                 let rows = Matrix::from_tensor(&self.project(hidden)?)?;
                 Ok(packed
-                    .spans
+                    .spans()
                     .iter()
                     .map(|span| {
-                        let ids = &packed.ids[span.start..span.start + span.len];
+                        let ids = &packed.ids()[span.start..span.start + span.len];
                         let keep = |id: &u32| is_query || !self.settings.document_skip.contains(id);
                         let mut data = Vec::with_capacity(span.len * rows.cols);
                         let mut kept = Vec::with_capacity(span.len);
@@ -726,6 +736,11 @@ impl SpecialTokens {
             unk: get("unk_token", "[UNK]"),
         })
     }
+}
+
+/// Python's `str.strip()`: Unicode whitespace plus the separators U+001C..U+001F.
+fn python_strip(text: &str) -> &str {
+    text.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
 }
 
 fn token(encoder: &TextEncoder, name: &str, source: &str) -> Result<u32> {

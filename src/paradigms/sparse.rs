@@ -275,6 +275,18 @@ fn default_activation() -> String {
 struct MaskedLmConfig {
     #[serde(default)]
     tie_word_embeddings: Option<bool>,
+    #[serde(default = "default_mlm_activation")]
+    hidden_act: candle_nn::Activation,
+    #[serde(default = "default_mlm_eps")]
+    layer_norm_eps: f64,
+}
+
+fn default_mlm_activation() -> candle_nn::Activation {
+    candle_nn::Activation::Gelu
+}
+
+fn default_mlm_eps() -> f64 {
+    1e-12
 }
 
 /// A loaded SPLADE model.
@@ -312,7 +324,7 @@ impl SparseEmbedder {
         let model_name = dir.display().to_string();
         let layout = SentenceTransformersLayout::read(dir)?;
         check_pipeline(dir, &layout)?;
-        let (encoder, vb) = TextEncoder::load(dir, &options.runtime, &["bert."])?;
+        let (encoder, vb) = TextEncoder::load(dir, &options.runtime, &["bert.", "roberta."])?;
         let mlm: MaskedLmConfig = read_json(&dir.join("config.json"))?;
         let encoder = TextEncoder {
             tokenizer: encoder
@@ -320,12 +332,11 @@ impl SparseEmbedder {
                 .with_lowercase(layout.sentence_bert.do_lower_case),
             ..encoder
         };
-        let config = encoder.model.config();
         let head_config = SpladeHeadConfig {
-            hidden_size: config.hidden_size,
-            vocab_size: config.vocab_size,
-            hidden_act: config.hidden_act,
-            layer_norm_eps: config.layer_norm_eps,
+            hidden_size: encoder.hidden_size(),
+            vocab_size: encoder.model.word_embeddings().dims()[0],
+            hidden_act: mlm.hidden_act,
+            layer_norm_eps: mlm.layer_norm_eps,
             tie_word_embeddings: mlm.tie_word_embeddings.unwrap_or(true),
         };
         let head = SpladeHead::load(&vb, encoder.model.word_embeddings(), &head_config).map_err(|e| {
@@ -437,7 +448,7 @@ impl SparseEmbedder {
         let progress = Progress::new(texts.len(), "encoding", options.show_progress);
         self.encoder
             .run(&sequences, None, batch_size, &progress, |packed, hidden| {
-                let weights = self.head.forward(hidden, &packed.spans)?;
+                let weights = self.head.forward(hidden, packed.spans())?;
                 Ok(weights
                     .iter_rows()
                     .map(|row| self.pruning.apply(row))
