@@ -129,13 +129,39 @@ impl SentenceTransformersLayout {
         self.module(class).map(|m| dir.join(&m.path))
     }
 
-    /// A named prompt (`query`, `document`) from `config_sentence_transformers.json`.
-    pub fn prompt(&self, name: &str) -> Option<String> {
-        self.st_config
-            .get("prompts")
-            .and_then(|p| p.get(name))
-            .and_then(|p| p.as_str())
-            .filter(|p| !p.is_empty())
+    /// The model's own prompt for one side, from `config_sentence_transformers.json`,
+    /// under the names models use for it (`query` / `search_query`, `document` /
+    /// `search_document` / `passage`). `Some("")` when the file sets it empty on purpose.
+    pub fn side_prompt(&self, side: PromptSide) -> Option<String> {
+        let names: &[&str] = match side {
+            PromptSide::Query => &["query", "search_query"],
+            PromptSide::Document => &["document", "search_document", "passage"],
+        };
+        let prompts = self.st_config.get("prompts")?;
+        names
+            .iter()
+            .find_map(|name| prompts.get(name).and_then(|p| p.as_str()))
             .map(str::to_string)
     }
+
+    /// The prefix a side gets: the caller's, else the model's own prompt, else the
+    /// registry's; an empty string means none.
+    pub fn resolve_prompt(
+        &self,
+        own: &Option<String>,
+        registry: Option<&String>,
+        side: PromptSide,
+    ) -> Option<String> {
+        own.clone()
+            .or_else(|| self.side_prompt(side))
+            .or_else(|| registry.cloned())
+            .filter(|p| !p.is_empty())
+    }
+}
+
+/// Which side of retrieval a prompt is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptSide {
+    Query,
+    Document,
 }

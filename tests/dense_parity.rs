@@ -163,3 +163,139 @@ fn a_text_encodes_the_same_alone_and_in_a_batch() {
         }
     }
 }
+
+/// The token ids of a check's inputs, one row per text.
+fn expected_ids(case: &Case, key: &str, count: usize) -> Vec<Vec<u32>> {
+    let data = case.array_i64(&format!("{key}.input_ids.data"));
+    let offsets = case.array_i64(&format!("{key}.input_ids.offsets"));
+    (0..count)
+        .map(|i| {
+            data[offsets[i] as usize..offsets[i + 1] as usize]
+                .iter()
+                .map(|&v| v as u32)
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn query_and_document_sides_use_the_models_prompts() {
+    for case in Case::all("dense") {
+        let Some(query_check) = case.check("query_embeddings") else {
+            continue;
+        };
+        let queries = case.texts("queries");
+        let documents = case.texts("documents");
+        let recorded = |check: &str| {
+            case.check(check).unwrap()["options"]["prompt"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        let (query_prompt, document_prompt) = (
+            recorded("query_embeddings"),
+            recorded("document_embeddings"),
+        );
+        // The prompts the model's own files define, and the same strings passed explicitly.
+        let from_files = load(&case);
+        let explicit = DenseEmbedder::builder()
+            .model(case.model_dir().to_string_lossy())
+            .query_prefix(query_prompt.clone())
+            .document_prefix(document_prompt.clone())
+            .build()
+            .unwrap();
+        assert_eq!(
+            from_files.query_prefix().unwrap_or(""),
+            query_prompt,
+            "{}",
+            case.name()
+        );
+        assert_eq!(
+            from_files.document_prefix().unwrap_or(""),
+            document_prompt,
+            "{}",
+            case.name()
+        );
+        let (atol, rtol) = tolerances(query_check);
+        for model in [&from_files, &explicit] {
+            let q = model
+                .encode_queries(&strs(&queries), &EncodeOptions::default())
+                .unwrap();
+            let d = model
+                .encode_documents(&strs(&documents), &EncodeOptions::default())
+                .unwrap();
+            let (_, want_q) = case.array_f32("query_embeddings");
+            let (_, want_d) = case.array_f32("document_embeddings");
+            assert_close(
+                &format!("{} queries", case.name()),
+                &q.data,
+                &want_q,
+                atol,
+                rtol,
+            );
+            assert_close(
+                &format!("{} documents", case.name()),
+                &d.data,
+                &want_d,
+                atol,
+                rtol,
+            );
+            let mut cosines = Vec::new();
+            for i in 0..q.rows {
+                for j in 0..d.rows {
+                    cosines.push(tessera::similarity::cosine(q.row(i), d.row(j)).unwrap());
+                }
+            }
+            let (_, want) = case.array_f32("query_document_similarity");
+            assert_close(
+                &format!("{} q/d cosine", case.name()),
+                &cosines,
+                &want,
+                atol,
+                rtol,
+            );
+        }
+        // Prompt + text token ids: truncation cuts the text, never the prompt.
+        for (key, texts, prompt) in [
+            ("query_tokens", &queries, &query_prompt),
+            ("document_tokens", &documents, &document_prompt),
+        ] {
+            let joined: Vec<String> = texts.iter().map(|t| format!("{prompt}{t}")).collect();
+            let got = from_files.tokenize(&strs(&joined)).unwrap();
+            assert_eq!(
+                got,
+                expected_ids(&case, key, texts.len()),
+                "{} {key}",
+                case.name()
+            );
+        }
+    }
+}
+
+#[test]
+fn matryoshka_without_renormalising_is_the_cut_pipeline_output() {
+    for case in Case::all("dense") {
+        let Some(check) = case.check("truncate_16") else {
+            continue;
+        };
+        let model = DenseEmbedder::builder()
+            .model(case.model_dir().to_string_lossy())
+            .dimension(16)
+            .normalize(false)
+            .build()
+            .unwrap();
+        let texts = case.texts("texts");
+        let got = model
+            .encode_batch(&strs(&texts), &EncodeOptions::default())
+            .unwrap();
+        let (atol, rtol) = tolerances(check);
+        let (_, want) = case.array_f32("truncate_16");
+        assert_close(
+            &format!("{} truncate_16", case.name()),
+            &got.data,
+            &want,
+            atol,
+            rtol,
+        );
+    }
+}

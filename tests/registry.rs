@@ -1,6 +1,7 @@
 //! The registry: every SPEC id present, lookups, suggestions, and that entries marked
 //! runnable use an architecture this build implements.
 
+use tessera::models::TEXT_MODEL_TYPES;
 use tessera::registry::{self, Paradigm};
 use tessera::TesseraError;
 
@@ -14,6 +15,11 @@ const SPEC_IDS: &[(&str, Paradigm)] = &[
     ("snowflake-arctic-embed-l-v2.0", Paradigm::Dense),
     ("jina-embeddings-v2-base-en", Paradigm::Dense),
     ("jina-embeddings-v3", Paradigm::Dense),
+    ("bge-m3", Paradigm::Dense),
+    ("multilingual-e5-large", Paradigm::Dense),
+    ("gte-multilingual-base", Paradigm::Dense),
+    ("modernbert-embed-base", Paradigm::Dense),
+    ("snowflake-arctic-embed-m-v2.0", Paradigm::Dense),
     ("colbert-v2", Paradigm::Multivector),
     ("colbert-small", Paradigm::Multivector),
     ("jina-colbert-v2", Paradigm::Multivector),
@@ -45,7 +51,9 @@ fn every_spec_id_is_registered_with_its_paradigm() {
 #[test]
 fn runnable_entries_use_implemented_architectures() {
     let implemented = |p: Paradigm, arch: &str| match p {
-        Paradigm::Dense | Paradigm::Sparse | Paradigm::Multivector => arch == "bert",
+        Paradigm::Dense | Paradigm::Multivector => TEXT_MODEL_TYPES.contains(&arch),
+        // The SPLADE head is BERT's masked-LM head.
+        Paradigm::Sparse => arch == "bert",
         Paradigm::Timeseries => arch == "t5-chronos-bolt",
         Paradigm::Vision => arch == "paligemma",
     };
@@ -95,12 +103,12 @@ fn matryoshka_dimensions_are_checked() {
 
 #[test]
 fn unsupported_entries_refuse_with_the_missing_architecture() {
-    let err = tessera::DenseEmbedder::new("nomic-embed-text-v1.5")
+    let err = tessera::DenseEmbedder::new("jina-embeddings-v2-base-en")
         .err()
         .unwrap();
     match err {
         TesseraError::ModelLoad { reason, .. } => {
-            assert!(reason.contains("nomic-bert"), "{reason}")
+            assert!(reason.contains("jina-bert"), "{reason}")
         }
         other => panic!("{other:?}"),
     }

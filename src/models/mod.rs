@@ -41,6 +41,7 @@ pub const TEXT_MODEL_TYPES: &[&str] = &[
     "roberta",
     "nomic_bert",
     "new",
+    "gte",
     "modernbert",
 ];
 
@@ -62,7 +63,7 @@ pub fn load_text_model(
             vb,
             &parse(raw, "NomicBERT")?,
         )?),
-        "new" => Box::new(gte::GteModel::load(vb, &parse(raw, "GTE")?)?),
+        "new" | "gte" => Box::new(gte::GteModel::load(vb, &parse(raw, "GTE")?)?),
         "modernbert" => Box::new(modernbert::ModernBertModel::load(
             vb,
             &parse(raw, "ModernBERT")?,

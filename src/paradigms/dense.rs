@@ -8,7 +8,7 @@ use crate::error::{Result, TesseraError};
 use crate::heads::normalize::l2_normalize;
 use crate::heads::pooling::pool;
 use crate::hub::{HubOptions, ModelSource};
-use crate::layout::{read_json, PoolingConfig, SentenceTransformersLayout};
+use crate::layout::{read_json, PoolingConfig, PromptSide, SentenceTransformersLayout};
 use crate::matrix::Matrix;
 use crate::paradigms::common::{
     check_batch_size, check_common, check_max_length, common_builder_setters, resolve_max_length,
@@ -160,11 +160,6 @@ impl DenseEmbedder {
                 .or(spec.and_then(|s| s.max_length)),
             encoder.max_positions(),
         )?;
-        let pick = |own: &Option<String>, registry_value: Option<&String>, prompt: &str| {
-            own.clone()
-                .or_else(|| registry_value.cloned())
-                .or_else(|| layout.prompt(prompt))
-        };
         Ok(DenseEmbedder {
             name: source.name,
             pooling,
@@ -176,15 +171,15 @@ impl DenseEmbedder {
             truncated: dimension < full_dimension,
             max_length,
             batch_size: options.batch_size.unwrap_or(DEFAULT_BATCH_SIZE),
-            query_prefix: pick(
+            query_prefix: layout.resolve_prompt(
                 &options.query_prefix,
                 spec.and_then(|s| s.query_prefix.as_ref()),
-                "query",
+                PromptSide::Query,
             ),
-            document_prefix: pick(
+            document_prefix: layout.resolve_prompt(
                 &options.document_prefix,
                 spec.and_then(|s| s.document_prefix.as_ref()),
-                "document",
+                PromptSide::Document,
             ),
             encoder,
         })

@@ -10,7 +10,7 @@ use crate::encoder::{RuntimeOptions, TextEncoder};
 use crate::error::{Result, TesseraError};
 use crate::heads::splade::{SpladeHead, SpladeHeadConfig};
 use crate::hub::{HubOptions, ModelSource};
-use crate::layout::{read_json, read_optional_json, SentenceTransformersLayout};
+use crate::layout::{read_json, read_optional_json, PromptSide, SentenceTransformersLayout};
 use crate::matrix::Matrix;
 use crate::paradigms::common::{
     check_batch_size, check_common, check_max_length, common_builder_setters, resolve_max_length,
@@ -359,11 +359,6 @@ impl SparseEmbedder {
                 .or(spec.and_then(|s| s.max_length)),
             encoder.max_positions(),
         )?;
-        let pick = |own: &Option<String>, registry_value: Option<&String>, prompt: &str| {
-            own.clone()
-                .or_else(|| registry_value.cloned())
-                .or_else(|| layout.prompt(prompt))
-        };
         Ok(SparseEmbedder {
             name: source.name,
             max_length,
@@ -372,15 +367,15 @@ impl SparseEmbedder {
                 top_k: options.top_k,
                 min_weight: options.min_weight,
             },
-            query_prefix: pick(
+            query_prefix: layout.resolve_prompt(
                 &options.query_prefix,
                 spec.and_then(|s| s.query_prefix.as_ref()),
-                "query",
+                PromptSide::Query,
             ),
-            document_prefix: pick(
+            document_prefix: layout.resolve_prompt(
                 &options.document_prefix,
                 spec.and_then(|s| s.document_prefix.as_ref()),
-                "document",
+                PromptSide::Document,
             ),
             encoder,
             head,

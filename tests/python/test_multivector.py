@@ -135,7 +135,10 @@ def test_lengths_and_edges(case: GoldenCase) -> None:
     lq = model.query_length()
     assert model.encode_query("").shape == (lq, model.dimension())
     assert model.encode_document("").shape == (3, model.dimension())
-    assert model.encode_document("!!! ... ???").shape == (3, model.dimension())
+    if "modernbert" not in case.name:
+        # WordPiece splits punctuation into skip-listed characters; byte-level BPE merges
+        # some ("Ġ..."), which stay (the golden text #3 covers that).
+        assert model.encode_document("!!! ... ???").shape == (3, model.dimension())
     long_query = model.encode_query("word " * 500)
     assert long_query.shape[0] == lq
     assert model.encode_document("word " * 5000).shape[0] == model.document_length()

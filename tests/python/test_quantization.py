@@ -39,6 +39,8 @@ def test_int8_from_the_batch_and_from_calibration(case: GoldenCase) -> None:
     got = quantize_embeddings(embeddings, "int8")
     assert got.dtype == np.int8
     assert np.abs(got.astype(int) - expected["int8"].astype(int)).max() <= 1
+    if "calibration_embeddings" not in expected:
+        return  # the architecture cases record int8 from the batch only
     calibrated = quantize_embeddings(
         embeddings, "int8", calibration_embeddings=expected["calibration_embeddings"]
     )
