@@ -20,6 +20,8 @@ const SPEC_IDS: &[(&str, Paradigm)] = &[
     ("gte-multilingual-base", Paradigm::Dense),
     ("modernbert-embed-base", Paradigm::Dense),
     ("snowflake-arctic-embed-m-v2.0", Paradigm::Dense),
+    ("qwen3-embedding-0.6b", Paradigm::Dense),
+    ("embeddinggemma-300m", Paradigm::Dense),
     ("colbert-v2", Paradigm::Multivector),
     ("colbert-small", Paradigm::Multivector),
     ("jina-colbert-v2", Paradigm::Multivector),

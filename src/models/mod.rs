@@ -7,9 +7,11 @@ pub mod checkpoint;
 pub mod chronos_bolt;
 pub mod colpali;
 pub mod gemma;
+pub mod gemma3;
 pub mod gte;
 pub mod modernbert;
 pub mod nomic_bert;
+pub mod qwen3;
 pub mod siglip;
 pub mod xlm_roberta;
 
@@ -43,6 +45,8 @@ pub const TEXT_MODEL_TYPES: &[&str] = &[
     "new",
     "gte",
     "modernbert",
+    "qwen3",
+    "gemma3_text",
 ];
 
 fn parse<T: DeserializeOwned>(raw: serde_json::Value, family: &str) -> Result<T> {
@@ -68,6 +72,8 @@ pub fn load_text_model(
             vb,
             &parse(raw, "ModernBERT")?,
         )?),
+        "qwen3" => Box::new(qwen3::Qwen3Model::load(vb, &parse(raw, "Qwen3")?)?),
+        "gemma3_text" => Box::new(gemma3::Gemma3Model::load(vb, &parse(raw, "Gemma 3")?)?),
         other => {
             return Err(TesseraError::Config(format!(
                 "architecture '{other}' is not supported for text models (supported model_type values: {})",

@@ -7,6 +7,7 @@ use crate::encoder::{RuntimeOptions, TextEncoder, ENCODER_PREFIXES};
 use crate::error::{Result, TesseraError};
 use crate::heads::normalize::l2_normalize;
 use crate::heads::pooling::pool;
+use crate::heads::projection::{load_dense_modules, Projection};
 use crate::hub::{HubOptions, ModelSource};
 use crate::layout::{read_json, PoolingConfig, PromptSide, SentenceTransformersLayout};
 use crate::matrix::Matrix;
@@ -86,6 +87,8 @@ pub struct DenseEmbedder {
     name: String,
     encoder: TextEncoder,
     pooling: PoolingKind,
+    /// sentence-transformers `Dense` modules after pooling (EmbeddingGemma's two).
+    projections: Vec<Projection>,
     normalize: bool,
     model_normalizes: bool,
     normalize_override: Option<bool>,
@@ -134,7 +137,16 @@ impl DenseEmbedder {
         let model_normalizes = layout.module("Normalize").is_some()
             || (layout.modules.is_empty() && spec.and_then(|s| s.normalize).unwrap_or(false));
         let normalize = options.normalize.unwrap_or(model_normalizes);
-        let full_dimension = encoder.hidden_size();
+        let projections = load_dense_modules(
+            dir,
+            &layout,
+            encoder.hidden_size(),
+            &options.runtime,
+            &source.name,
+        )?;
+        let full_dimension = projections
+            .last()
+            .map_or(encoder.hidden_size(), Projection::out_dim);
         let dimension = match options.dimension {
             Some(d) => {
                 match spec {
@@ -163,6 +175,7 @@ impl DenseEmbedder {
         Ok(DenseEmbedder {
             name: source.name,
             pooling,
+            projections,
             normalize,
             model_normalizes,
             normalize_override: options.normalize,
@@ -248,7 +261,10 @@ impl DenseEmbedder {
         let rows =
             self.encoder
                 .run(&sequences, None, batch_size, &progress, |packed, hidden| {
-                    let pooled = pool(hidden, packed.spans(), self.pooling)?;
+                    let mut pooled = pool(hidden, packed.spans(), self.pooling)?;
+                    for projection in &self.projections {
+                        pooled = projection.forward(&pooled)?;
+                    }
                     let vectors = self.finish(pooled)?;
                     Ok(Matrix::from_tensor(&vectors)?
                         .iter_rows()

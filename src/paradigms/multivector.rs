@@ -17,11 +17,10 @@ use serde_json::Value;
 use crate::encoder::{RuntimeOptions, TextEncoder, ENCODER_PREFIXES};
 use crate::error::{Result, TesseraError};
 use crate::heads::normalize::l2_normalize;
-use crate::heads::projection::Projection;
+use crate::heads::projection::{load_dense_modules, Projection};
 use crate::hub::{HubOptions, ModelSource};
-use crate::layout::{read_json, read_optional_json, SentenceTransformersLayout};
+use crate::layout::{read_optional_json, SentenceTransformersLayout};
 use crate::matrix::Matrix;
-use crate::models::checkpoint::Checkpoint;
 use crate::paradigms::common::{
     check_batch_size, check_common, common_builder_setters, resolve_model, EncodeOptions,
     DEFAULT_BATCH_SIZE,
@@ -242,7 +241,14 @@ impl MultiVectorEmbedder {
                 vec![Projection::load(&root_vb, hidden, false, &source.name)?]
             }
             ColbertLayout::PyLate => {
-                load_dense_modules(dir, &st, hidden, &options.runtime, &source.name)?
+                let chain = load_dense_modules(dir, &st, hidden, &options.runtime, &source.name)?;
+                if chain.is_empty() {
+                    return Err(TesseraError::load(
+                        &source.name,
+                        "the PyLate layout has no Dense projection module in modules.json",
+                    ));
+                }
+                chain
             }
         };
         let full_dimension = projections.last().map_or(hidden, Projection::out_dim);
@@ -759,65 +765,4 @@ fn first_piece(encoder: &TextEncoder, word: &str) -> Option<u32> {
         .encode(word, false)
         .ok()
         .and_then(|e| e.get_ids().first().copied())
-}
-
-#[derive(serde::Deserialize)]
-struct DenseConfig {
-    #[serde(default = "default_true")]
-    bias: bool,
-    #[serde(default)]
-    activation_function: Option<String>,
-    #[serde(default)]
-    use_residual: bool,
-}
-
-fn default_true() -> bool {
-    true
-}
-
-/// The chain of sentence-transformers Dense modules after the Transformer.
-fn load_dense_modules(
-    dir: &Path,
-    st: &SentenceTransformersLayout,
-    hidden: usize,
-    runtime: &RuntimeOptions,
-    source: &str,
-) -> Result<Vec<Projection>> {
-    let device = runtime.device.to_candle()?;
-    let mut projections: Vec<Projection> = Vec::new();
-    for module in st.modules.iter().filter(|m| m.class_name() == "Dense") {
-        let module_dir = dir.join(&module.path);
-        let config: DenseConfig = read_json(&module_dir.join("config.json"))?;
-        let activation = config.activation_function.as_deref().unwrap_or("Identity");
-        if !activation.ends_with("Identity") {
-            return Err(TesseraError::load(
-                source,
-                format!(
-                    "Dense module '{}' uses activation '{activation}'; only Identity is supported",
-                    module.path
-                ),
-            ));
-        }
-        if config.use_residual {
-            return Err(TesseraError::load(
-                source,
-                format!(
-                    "Dense module '{}' uses a residual connection, which is not supported",
-                    module.path
-                ),
-            ));
-        }
-        let weights = module_dir.join("model.safetensors");
-        let vb =
-            Checkpoint::open(&[weights], &[])?.into_var_builder(runtime.dtype.to_candle(), &device);
-        let in_dim = projections.last().map_or(hidden, Projection::out_dim);
-        projections.push(Projection::load(&vb, in_dim, config.bias, source)?);
-    }
-    if projections.is_empty() {
-        return Err(TesseraError::load(
-            source,
-            "the PyLate layout has no Dense projection module in modules.json",
-        ));
-    }
-    Ok(projections)
 }
