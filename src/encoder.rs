@@ -84,6 +84,14 @@ impl TextEncoder {
         ))
     }
 
+    /// `config.json`'s `model_type` (BERT when absent).
+    pub fn model_type(&self) -> &str {
+        self.config
+            .get("model_type")
+            .and_then(|v| v.as_str())
+            .unwrap_or("bert")
+    }
+
     /// Longest input the position encoding allows.
     pub fn max_positions(&self) -> usize {
         self.model.max_positions()

@@ -106,6 +106,9 @@ pub struct SentenceTransformersLayout {
     pub sentence_bert: SentenceBertConfig,
     /// `config_sentence_transformers.json` as raw JSON; paradigms read their own keys.
     pub st_config: serde_json::Value,
+    /// `tokenizer_config.json`'s `model_max_length`, where sentence-transformers 6 keeps
+    /// the sequence length it saves.
+    pub tokenizer_max_length: Option<usize>,
 }
 
 impl SentenceTransformersLayout {
@@ -116,7 +119,22 @@ impl SentenceTransformersLayout {
                 .unwrap_or_default(),
             st_config: read_optional_json(&dir.join("config_sentence_transformers.json"))?
                 .unwrap_or(serde_json::Value::Null),
+            tokenizer_max_length: read_optional_json::<serde_json::Value>(
+                &dir.join("tokenizer_config.json"),
+            )?
+            .and_then(|c| c.get("model_max_length").and_then(|v| v.as_f64()))
+            .filter(|n| *n >= 1.0)
+            .map(|n| n.min(usize::MAX as f64) as usize),
         })
+    }
+
+    /// The sequence length sentence-transformers uses: `max_seq_length` of
+    /// `sentence_bert_config.json`, else the tokenizer's `model_max_length` (the caller
+    /// caps either at the model's positions, as sentence-transformers does).
+    pub fn max_seq_length(&self) -> Option<usize> {
+        self.sentence_bert
+            .max_seq_length
+            .or(self.tokenizer_max_length)
     }
 
     /// The first module of a class (e.g. `Pooling`, `Normalize`, `Dense`).

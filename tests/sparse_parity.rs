@@ -510,3 +510,38 @@ fn embedders_are_shareable_and_empty_batches_are_empty() {
     let matrix = model.similarity_matrix(&none, &none).unwrap();
     assert_eq!((matrix.rows, matrix.cols), (0, 0));
 }
+
+/// SPLADE heads of other encoder families (XLM-RoBERTa's `lm_head`, ModernBERT's
+/// `head` + `decoder`) against sentence-transformers' SparseEncoder on the same
+/// checkpoints (`tests/fixtures/splade_families/make_fixtures.py`).
+#[test]
+fn splade_heads_of_other_families_match_sparse_encoder() {
+    let cases = Case::all_in(&common::fixtures().join("splade_families"));
+    assert_eq!(cases.len(), 2);
+    for case in cases {
+        let model = SparseEmbedder::builder()
+            .model(case.dir.join("model").to_string_lossy())
+            .build()
+            .unwrap();
+        let texts = case.texts("texts");
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let got = model
+            .encode_batch(&refs, &EncodeOptions::default())
+            .unwrap();
+        let (dims, want) = case.array_f32("embeddings");
+        assert_eq!(got.len(), dims[0]);
+        for (i, vector) in got.iter().enumerate() {
+            let mut dense = vec![0f32; dims[1]];
+            for (&index, &value) in vector.indices.iter().zip(&vector.values) {
+                dense[index as usize] = value;
+            }
+            assert_close(
+                &format!("{} text {i}", case.name()),
+                &dense,
+                &want[i * dims[1]..(i + 1) * dims[1]],
+                1e-4,
+                1e-4,
+            );
+        }
+    }
+}

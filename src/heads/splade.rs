@@ -1,11 +1,13 @@
-//! The SPLADE head (Formal et al., 2021, <https://arxiv.org/abs/2107.05720>): BERT's
-//! masked-LM prediction head, then `log(1 + relu(logit))` max-pooled over each text's
+//! The SPLADE head (Formal et al., 2021, <https://arxiv.org/abs/2107.05720>): the
+//! encoder family's masked-LM prediction head, then `log(1 + relu(logit))` max-pooled over each text's
 //! tokens, as sentence-transformers' `MLMTransformer` + `SpladePooling(max, relu)`.
 
-use candle_core::{Module, Tensor};
-use candle_nn::{Activation, LayerNorm, Linear, VarBuilder};
+use candle_core::Tensor;
+use candle_nn::VarBuilder;
+use serde_json::Value;
 
 use crate::error::{Result, TesseraError};
+use crate::layers::{Activation, Linear, Norm};
 use crate::matrix::Matrix;
 use crate::packing::Span;
 
@@ -13,22 +15,99 @@ use crate::packing::Span;
 /// 30522-word vocabulary instead of growing with the batch.
 const LOGIT_ROWS: usize = 512;
 
-/// Shape and naming facts the head needs from the model's `config.json`.
-#[derive(Debug, Clone, Copy)]
+/// Where a family's masked-LM head sits in its checkpoint, and how it is configured.
+/// Every one is `decoder(norm(act(dense(x))))` with the decoder tied to the word
+/// embeddings unless `tie_word_embeddings` is false.
+#[derive(Debug, Clone)]
 pub struct SpladeHeadConfig {
     pub hidden_size: usize,
     pub vocab_size: usize,
-    pub hidden_act: Activation,
-    pub layer_norm_eps: f64,
-    /// `tie_word_embeddings` (absent = BERT's default, true).
-    pub tie_word_embeddings: bool,
+    /// `dense`, `norm` and `decoder` paths, and the stored names the decoder bias may have.
+    dense: &'static str,
+    norm: &'static str,
+    decoder: &'static str,
+    biases: &'static [&'static str],
+    dense_bias: bool,
+    norm_bias: bool,
+    activation: Activation,
+    eps: f64,
+    tie_word_embeddings: bool,
 }
 
-/// `cls.predictions.*` of a `BertForMaskedLM` checkpoint.
+impl SpladeHeadConfig {
+    /// The head of the `model_type` family, from its `config.json`: BERT's
+    /// `cls.predictions.*`, RoBERTa's `lm_head.*`, ModernBERT's `head.*` + `decoder.*`.
+    pub fn for_model(
+        model_type: &str,
+        config: &Value,
+        hidden_size: usize,
+        vocab_size: usize,
+    ) -> Result<Self> {
+        let text = |key: &str, default: &str| {
+            config
+                .get(key)
+                .and_then(Value::as_str)
+                .unwrap_or(default)
+                .to_string()
+        };
+        let number =
+            |key: &str, default: f64| config.get(key).and_then(Value::as_f64).unwrap_or(default);
+        let flag =
+            |key: &str, default: bool| config.get(key).and_then(Value::as_bool).unwrap_or(default);
+        let activation = |name: String| Activation::parse(&name).map_err(TesseraError::Config);
+        let tie_word_embeddings = flag("tie_word_embeddings", true);
+        let base = SpladeHeadConfig {
+            hidden_size,
+            vocab_size,
+            dense: "cls.predictions.transform.dense",
+            norm: "cls.predictions.transform.LayerNorm",
+            decoder: "cls.predictions.decoder",
+            biases: &["cls.predictions.bias", "cls.predictions.decoder.bias"],
+            dense_bias: true,
+            norm_bias: true,
+            activation: Activation::GeluErf,
+            eps: number("layer_norm_eps", 1e-12),
+            tie_word_embeddings,
+        };
+        Ok(match model_type {
+            "bert" => SpladeHeadConfig {
+                activation: activation(text("hidden_act", "gelu"))?,
+                ..base
+            },
+            // RobertaLMHead always applies the exact GELU.
+            "xlm-roberta" | "roberta" => SpladeHeadConfig {
+                dense: "lm_head.dense",
+                norm: "lm_head.layer_norm",
+                decoder: "lm_head.decoder",
+                biases: &["lm_head.bias", "lm_head.decoder.bias"],
+                eps: number("layer_norm_eps", 1e-5),
+                ..base
+            },
+            "modernbert" => SpladeHeadConfig {
+                dense: "head.dense",
+                norm: "head.norm",
+                decoder: "decoder",
+                biases: if flag("decoder_bias", true) { &["decoder.bias"] } else { &[] },
+                dense_bias: flag("classifier_bias", false),
+                norm_bias: flag("norm_bias", false),
+                activation: activation(text("classifier_activation", "gelu"))?,
+                eps: number("norm_eps", 1e-5),
+                ..base
+            },
+            other => {
+                return Err(TesseraError::Config(format!(
+                    "a SPLADE head on '{other}' is not supported (bert, xlm-roberta, roberta, modernbert)"
+                )))
+            }
+        })
+    }
+}
+
+/// A masked-LM prediction head turned into SPLADE term weights.
 pub struct SpladeHead {
     transform: Linear,
     activation: Activation,
-    layer_norm: LayerNorm,
+    norm: Norm,
     decoder: Linear,
     vocab_size: usize,
 }
@@ -37,48 +116,41 @@ impl SpladeHead {
     /// Loads from the checkpoint's root VarBuilder; `word_embeddings [vocab, hidden]` is
     /// the decoder when it is tied (or stored without its own copy).
     pub fn load(vb: &VarBuilder, word_embeddings: &Tensor, cfg: &SpladeHeadConfig) -> Result<Self> {
-        let head = vb.pp("cls").pp("predictions");
-        let transform_vb = head.pp("transform");
-        let transform =
-            candle_nn::linear(cfg.hidden_size, cfg.hidden_size, transform_vb.pp("dense"))?;
-        let layer_norm = candle_nn::layer_norm(
-            cfg.hidden_size,
-            cfg.layer_norm_eps,
-            transform_vb.pp("LayerNorm"),
-        )?;
-        let decoder_vb = head.pp("decoder");
+        let h = cfg.hidden_size;
+        let transform = Linear::load(vb.pp(cfg.dense), h, h, cfg.dense_bias)?;
+        let norm = Norm::layer_norm(vb.pp(cfg.norm), h, cfg.eps, cfg.norm_bias)?;
+        let decoder_vb = vb.pp(cfg.decoder);
         // Transformers overwrites a stored decoder with the word embeddings when tied.
         let weight = if cfg.tie_word_embeddings || !decoder_vb.contains_tensor("weight") {
             if !cfg.tie_word_embeddings {
-                return Err(TesseraError::Config(
+                return Err(TesseraError::Config(format!(
                     "config.json sets tie_word_embeddings false but the checkpoint has no \
-                     cls.predictions.decoder.weight"
-                        .into(),
-                ));
+                     {}.weight",
+                    cfg.decoder
+                )));
             }
             word_embeddings.clone()
         } else {
-            decoder_vb.get((cfg.vocab_size, cfg.hidden_size), "weight")?
+            decoder_vb.get((cfg.vocab_size, h), "weight")?
         };
-        if weight.dims2()? != (cfg.vocab_size, cfg.hidden_size) {
+        if weight.dims2()? != (cfg.vocab_size, h) {
             return Err(TesseraError::Config(format!(
-                "MLM decoder is {:?}, expected [{}, {}]",
+                "MLM decoder is {:?}, expected [{}, {h}]",
                 weight.dims(),
                 cfg.vocab_size,
-                cfg.hidden_size
             )));
         }
-        // `cls.predictions.bias` and `decoder.bias` are one tied parameter; either may be stored.
-        let bias = if head.contains_tensor("bias") {
-            head.get(cfg.vocab_size, "bias")?
-        } else {
-            decoder_vb.get(cfg.vocab_size, "bias")?
+        // The head's bias and the decoder's are one tied parameter; either may be stored.
+        let bias = match cfg.biases.iter().find(|name| vb.contains_tensor(name)) {
+            Some(name) => Some(vb.get(cfg.vocab_size, name)?),
+            None if cfg.biases.is_empty() => None,
+            None => vb.get(cfg.vocab_size, cfg.biases[0]).map(Some)?,
         };
         Ok(SpladeHead {
             transform,
-            activation: cfg.hidden_act,
-            layer_norm,
-            decoder: Linear::new(weight, Some(bias)),
+            activation: cfg.activation,
+            norm,
+            decoder: Linear::new(weight, bias)?,
             vocab_size: cfg.vocab_size,
         })
     }
@@ -92,8 +164,8 @@ impl SpladeHead {
     /// attention mask is 1 on all of them, `[CLS]` and `[SEP]` included).
     pub fn forward(&self, hidden: &Tensor, spans: &[Span]) -> Result<Matrix> {
         let transformed = self
-            .layer_norm
-            .forward(&self.activation.forward(&self.transform.forward(hidden)?)?)?;
+            .norm
+            .forward(&self.transform.forward_activated(hidden, self.activation)?)?;
         let total = transformed.dim(0)?;
         let mut maxima: Vec<Option<Tensor>> = vec![None; spans.len()];
         let mut start = 0;

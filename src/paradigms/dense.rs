@@ -166,10 +166,7 @@ impl DenseEmbedder {
         };
         let max_length = resolve_max_length(
             options.max_length,
-            layout
-                .sentence_bert
-                .max_seq_length
-                .or(spec.and_then(|s| s.max_length)),
+            layout.max_seq_length().or(spec.and_then(|s| s.max_length)),
             encoder.max_positions(),
         )?;
         Ok(DenseEmbedder {

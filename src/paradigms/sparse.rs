@@ -6,11 +6,11 @@ use std::path::Path;
 use rayon::prelude::*;
 use serde::Deserialize;
 
-use crate::encoder::{RuntimeOptions, TextEncoder};
+use crate::encoder::{RuntimeOptions, TextEncoder, ENCODER_PREFIXES};
 use crate::error::{Result, TesseraError};
 use crate::heads::splade::{SpladeHead, SpladeHeadConfig};
 use crate::hub::{HubOptions, ModelSource};
-use crate::layout::{read_json, read_optional_json, PromptSide, SentenceTransformersLayout};
+use crate::layout::{read_optional_json, PromptSide, SentenceTransformersLayout};
 use crate::matrix::Matrix;
 use crate::paradigms::common::{
     check_batch_size, check_common, check_max_length, common_builder_setters, resolve_max_length,
@@ -270,25 +270,6 @@ fn default_activation() -> String {
     "relu".into()
 }
 
-/// The keys of `config.json` the head reads beyond the encoder's.
-#[derive(Debug, Deserialize)]
-struct MaskedLmConfig {
-    #[serde(default)]
-    tie_word_embeddings: Option<bool>,
-    #[serde(default = "default_mlm_activation")]
-    hidden_act: candle_nn::Activation,
-    #[serde(default = "default_mlm_eps")]
-    layer_norm_eps: f64,
-}
-
-fn default_mlm_activation() -> candle_nn::Activation {
-    candle_nn::Activation::Gelu
-}
-
-fn default_mlm_eps() -> f64 {
-    1e-12
-}
-
 /// A loaded SPLADE model.
 pub struct SparseEmbedder {
     name: String,
@@ -324,22 +305,22 @@ impl SparseEmbedder {
         let model_name = dir.display().to_string();
         let layout = SentenceTransformersLayout::read(dir)?;
         check_pipeline(dir, &layout)?;
-        let (encoder, vb) = TextEncoder::load(dir, &options.runtime, &["bert.", "roberta."])?;
-        let mlm: MaskedLmConfig = read_json(&dir.join("config.json"))?;
+        let (encoder, vb) = TextEncoder::load(dir, &options.runtime, ENCODER_PREFIXES)?;
         let encoder = TextEncoder {
             tokenizer: encoder
                 .tokenizer
                 .with_lowercase(layout.sentence_bert.do_lower_case),
             ..encoder
         };
-        let head_config = SpladeHeadConfig {
-            hidden_size: encoder.hidden_size(),
-            vocab_size: encoder.model.word_embeddings().dims()[0],
-            hidden_act: mlm.hidden_act,
-            layer_norm_eps: mlm.layer_norm_eps,
-            tie_word_embeddings: mlm.tie_word_embeddings.unwrap_or(true),
-        };
-        let head = SpladeHead::load(&vb, encoder.model.word_embeddings(), &head_config).map_err(|e| {
+        let model_type = encoder.model_type();
+        let head = SpladeHeadConfig::for_model(
+            model_type,
+            &encoder.config,
+            encoder.hidden_size(),
+            encoder.model.word_embeddings().dims()[0],
+        )
+        .and_then(|config| SpladeHead::load(&vb, encoder.model.word_embeddings(), &config))
+        .map_err(|e| {
             let reason = match e {
                 TesseraError::Tensor(inner) => inner.to_string(),
                 TesseraError::Config(message) => message,
@@ -347,16 +328,13 @@ impl SparseEmbedder {
             };
             TesseraError::load(
                 model_name.clone(),
-                format!("no usable masked-LM head (cls.predictions.*), so not a SPLADE model: {reason}"),
+                format!("no usable masked-LM head, so not a SPLADE model: {reason}"),
             )
         })?;
         let spec = source.spec;
         let max_length = resolve_max_length(
             options.max_length,
-            layout
-                .sentence_bert
-                .max_seq_length
-                .or(spec.and_then(|s| s.max_length)),
+            layout.max_seq_length().or(spec.and_then(|s| s.max_length)),
             encoder.max_positions(),
         )?;
         Ok(SparseEmbedder {

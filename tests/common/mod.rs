@@ -18,8 +18,12 @@ pub struct Case {
 impl Case {
     /// Every case directory of a paradigm.
     pub fn all(paradigm: &str) -> Vec<Case> {
-        let root = fixtures().join("golden").join(paradigm);
-        let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        Case::all_in(&fixtures().join("golden").join(paradigm))
+    }
+
+    /// Every case directory (one holding `cases.json`) under `root`.
+    pub fn all_in(root: &Path) -> Vec<Case> {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
             .expect("golden paradigm folder")
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.join("cases.json").is_file())
