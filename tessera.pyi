@@ -29,6 +29,9 @@ from tessera.exceptions import (
     ModelNotFoundError as ModelNotFoundError,
 )
 from tessera.exceptions import (
+    OutOfMemoryError as OutOfMemoryError,
+)
+from tessera.exceptions import (
     QuantizationError as QuantizationError,
 )
 from tessera.exceptions import (
@@ -59,6 +62,7 @@ __all__ = [
     "MatryoshkaError",
     "ModelLoadError",
     "ModelNotFoundError",
+    "OutOfMemoryError",
     "QuantizationConfig",
     "QuantizationError",
     "QuantizedEmbeddings",

@@ -146,6 +146,7 @@ impl TextEncoder {
         let lengths: Vec<usize> = sequences.iter().map(Vec::len).collect();
         let mut results: Vec<Option<T>> = (0..sequences.len()).map(|_| None).collect();
         for batch in length_sorted_batches(&lengths, batch_size) {
+            crate::interrupt::checkpoint()?;
             let seqs: Vec<Vec<u32>> = batch.iter().map(|&i| sequences[i].clone()).collect();
             let keys: Option<Vec<usize>> = attended.map(|a| batch.iter().map(|&i| a[i]).collect());
             let packed = PackedBatch::new(&seqs, keys.as_deref());

@@ -54,6 +54,12 @@ pub enum TesseraError {
 
     #[error("tensor error: {0}")]
     Tensor(#[from] candle_core::Error),
+
+    #[error("interrupted")]
+    Interrupted,
+
+    #[error("out of memory: {0}")]
+    OutOfMemory(String),
 }
 
 pub type Result<T> = std::result::Result<T, TesseraError>;
@@ -90,6 +96,10 @@ fn suggestion_text(suggestions: &[String]) -> String {
 }
 
 fn list(values: &[usize]) -> String {
+    // Every length up to the full one (a model outside the registry) reads as a range.
+    if values.len() > 2 && values.iter().enumerate().all(|(i, v)| *v == i + 1) {
+        return format!("any from 1 to {}", values.len());
+    }
     values
         .iter()
         .map(|v| v.to_string())

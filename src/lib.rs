@@ -9,6 +9,7 @@ pub mod encoder;
 pub mod error;
 pub mod heads;
 pub mod hub;
+pub mod interrupt;
 pub mod layers;
 pub mod layout;
 pub mod matrix;
@@ -20,6 +21,7 @@ pub mod quantization;
 pub mod registry;
 pub mod similarity;
 pub mod text;
+pub mod threads;
 pub mod vision;
 
 #[cfg(feature = "python")]

@@ -17,6 +17,11 @@ pub fn cosine(a: &[f32], b: &[f32]) -> Result<f32> {
             actual: b.len(),
         });
     }
+    if a.is_empty() {
+        return Err(TesseraError::Config(
+            "cosine similarity needs non-empty vectors, got two of length 0".into(),
+        ));
+    }
     let norm = |v: &[f32]| dot(v, v).sqrt().max(1e-12);
     Ok(dot(a, b) / (norm(a) * norm(b)))
 }

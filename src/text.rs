@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use rayon::prelude::*;
-use tokenizers::{PostProcessor, Tokenizer, TruncationDirection};
+use tokenizers::{Encoding, PostProcessor, Tokenizer, TruncationDirection};
 
 use crate::error::{Result, TesseraError};
 
@@ -72,17 +72,7 @@ impl TextTokenizer {
         texts
             .par_iter()
             .map(|text| {
-                let lowered;
-                let input = if self.lowercase {
-                    lowered = text.to_lowercase();
-                    lowered.as_str()
-                } else {
-                    text
-                };
-                let mut pieces = self
-                    .tokenizer
-                    .encode(input, false)
-                    .map_err(|e| TesseraError::Tokenization(e.to_string()))?;
+                let mut pieces = self.pieces(text, budget)?;
                 pieces.truncate(budget, 0, TruncationDirection::Right);
                 let full = self
                     .tokenizer
@@ -93,12 +83,114 @@ impl TextTokenizer {
             .collect()
     }
 
+    /// The prefix of `text` its first `budget` pieces come from (all of it when shorter).
+    pub fn truncate_text<'t>(&self, text: &'t str, budget: usize) -> Result<&'t str> {
+        let pieces = self.pieces(text, budget)?;
+        if pieces.len() <= budget {
+            return Ok(text);
+        }
+        let end = pieces.get_offsets()[budget - 1].1;
+        Ok(text.get(..end).unwrap_or(text))
+    }
+
+    /// The pieces of `text` (no special tokens), of which at least the first `budget` are
+    /// exactly those of the whole text: a long text is tokenized in growing prefixes, so
+    /// a 50 MB string costs what its first pieces cost.
+    fn pieces(&self, text: &str, budget: usize) -> Result<Encoding> {
+        let mut limit = WHOLE_TEXT_BYTES.max(budget.saturating_mul(BYTES_PER_PIECE));
+        loop {
+            if text.len() <= limit {
+                return self.tokenize(text);
+            }
+            // Pre-tokenizers split at whitespace, so pieces before the last word of a
+            // prefix that ends at a word are those of the whole text.
+            let (cut, stable) = match word_end_before(text, limit) {
+                Some((cut, last_word)) => (cut, last_word),
+                // No whitespace in sight: no piece depends on text this far ahead.
+                None if limit >= UNSPLIT_BYTES => {
+                    let cut = floor_char_boundary(text, limit);
+                    (cut, cut.saturating_sub(UNSPLIT_LOOKAHEAD))
+                }
+                None => {
+                    limit = limit.saturating_mul(2);
+                    continue;
+                }
+            };
+            let encoding = self.tokenize(&text[..cut])?;
+            let settled = encoding
+                .get_offsets()
+                .iter()
+                .take_while(|(_, end)| *end <= stable)
+                .count();
+            if settled > budget {
+                return Ok(encoding);
+            }
+            limit = limit.saturating_mul(2);
+        }
+    }
+
+    fn tokenize(&self, text: &str) -> Result<Encoding> {
+        let lowered;
+        let input = if self.lowercase {
+            lowered = text.to_lowercase();
+            lowered.as_str()
+        } else {
+            text
+        };
+        self.tokenizer
+            .encode(input, false)
+            .map_err(|e| TesseraError::Tokenization(e.to_string()))
+    }
+
     /// Token strings of ids, as stored in the vocabulary.
     pub fn id_to_token(&self, id: u32) -> String {
         self.tokenizer
             .id_to_token(id)
             .unwrap_or_else(|| format!("[{id}]"))
     }
+}
+
+/// Texts up to this size are tokenized whole.
+const WHOLE_TEXT_BYTES: usize = 16 * 1024;
+/// A first guess of the text one piece needs: pieces are rarely longer.
+const BYTES_PER_PIECE: usize = 32;
+/// Past this much text without whitespace, a prefix is cut anywhere ...
+const UNSPLIT_BYTES: usize = 1 << 20;
+/// ... and only pieces ending this far before the cut are kept.
+const UNSPLIT_LOOKAHEAD: usize = 4096;
+
+/// The end of the last word that ends at or before `limit` (a non-whitespace character
+/// followed by whitespace), and the start of that word: `(cut, last_word_start)`.
+fn word_end_before(text: &str, limit: usize) -> Option<(usize, usize)> {
+    let window = &text[..floor_char_boundary(text, limit)];
+    let mut chars = window.char_indices().rev().peekable();
+    let mut cut = None;
+    while let Some((i, c)) = chars.next() {
+        if c.is_whitespace() {
+            if let Some(&(_, before)) = chars.peek() {
+                if !before.is_whitespace() {
+                    cut = Some(i);
+                    break;
+                }
+            }
+        }
+    }
+    let cut = cut?;
+    let word_start = window[..cut]
+        .char_indices()
+        .rev()
+        .find(|(_, c)| c.is_whitespace())
+        .map_or(0, |(i, c)| i + c.len_utf8());
+    Some((cut, word_start))
+}
+
+/// The largest char boundary of `text` at or below `index`.
+fn floor_char_boundary(text: &str, index: usize) -> usize {
+    let mut i = index.min(text.len());
+    while !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
 }
 
 /// Groups indices into batches of at most `batch_size`, longest texts first, so each
@@ -110,4 +202,18 @@ pub fn length_sorted_batches(lengths: &[usize], batch_size: usize) -> Vec<Vec<us
         .chunks(batch_size.max(1))
         .map(<[usize]>::to_vec)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn word_ends_are_found_before_the_limit() {
+        assert_eq!(word_end_before("alpha beta gamma", 12), Some((10, 6)));
+        assert_eq!(word_end_before("alpha beta  gamma", 11), Some((10, 6)));
+        assert_eq!(word_end_before("alphabet", 5), None);
+        assert_eq!(word_end_before("  x", 3), None);
+        assert_eq!(floor_char_boundary("né", 2), 1);
+    }
 }

@@ -19,6 +19,10 @@ mod vision;
 #[pymodule]
 fn _tessera(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    errors::register(m)?;
+    // Load NumPy's C API now: loading it lazily inside a call can meet a pending
+    // KeyboardInterrupt, which the numpy crate turns into a panic.
+    numpy::PyArray1::<f32>::zeros(m.py(), 0, false);
     m.add_class::<device::PyDevice>()?;
     m.add_class::<dense::PyDense>()?;
     m.add_class::<outputs::PyDenseEmbedding>()?;

@@ -822,13 +822,14 @@ pub fn instance_stats(row: &[f32]) -> (f32, f32) {
         return (0.0, 1.0);
     }
     let loc = (observed.clone().map(|&x| x as f64).sum::<f64>() / count as f64) as f32;
+    // Squares in f64: in f32 they overflow once values pass about 1.8e19.
     let variance = observed
         .map(|&x| {
-            let d = x - loc;
-            (d * d) as f64
+            let d = f64::from(x) - f64::from(loc);
+            d * d
         })
         .sum::<f64>()
         / count as f64;
-    let scale = (variance as f32).sqrt();
+    let scale = variance.sqrt() as f32;
     (loc, if scale == 0.0 { MIN_SCALE } else { scale })
 }

@@ -151,11 +151,14 @@ impl DenseEmbedder {
             Some(d) => {
                 match spec {
                     Some(spec) => spec.check_dimension(d)?,
+                    // Without a registry entry nothing lists the trained Matryoshka
+                    // dimensions: like sentence-transformers' truncate_dim, any prefix
+                    // length up to the full dimension is allowed.
                     None if d > full_dimension => {
                         return Err(TesseraError::UnsupportedDimension {
                             model: source.name.clone(),
                             requested: d,
-                            supported: (1..=full_dimension).rev().take(1).collect(),
+                            supported: (1..=full_dimension).collect(),
                         })
                     }
                     None => {}

@@ -32,10 +32,18 @@ pub struct SparseVector {
     pub vocab_size: usize,
 }
 
+/// The largest vocabulary a sparse vector may index (its term ids are int32 in Python).
+pub const MAX_VOCAB_SIZE: usize = 1 << 31;
+
 impl SparseVector {
     /// Builds a vector from term ids and weights in any order; ids must be distinct
     /// and inside the vocabulary.
     pub fn new(indices: Vec<u32>, values: Vec<f32>, vocab_size: usize) -> Result<Self> {
+        if vocab_size > MAX_VOCAB_SIZE {
+            return Err(TesseraError::Config(format!(
+                "vocab_size {vocab_size} is larger than 2**31: term ids are int32"
+            )));
+        }
         if indices.len() != values.len() {
             return Err(TesseraError::DimensionMismatch {
                 expected: indices.len(),
@@ -102,6 +110,24 @@ impl SparseVector {
             .iter()
             .copied()
             .zip(self.values.iter().copied())
+    }
+
+    /// [`to_dense`](Self::to_dense), or `OutOfMemory` when the vocabulary is too large
+    /// to hold densely.
+    pub fn try_to_dense(&self) -> Result<Vec<f32>> {
+        let mut dense = Vec::new();
+        dense.try_reserve_exact(self.vocab_size).map_err(|_| {
+            TesseraError::OutOfMemory(format!(
+                "a dense vector of {} terms ({} MB) cannot be allocated; keep it sparse",
+                self.vocab_size,
+                self.vocab_size / (1 << 18)
+            ))
+        })?;
+        dense.resize(self.vocab_size, 0.0);
+        for (id, value) in self.iter() {
+            dense[id as usize] = value;
+        }
+        Ok(dense)
     }
 
     pub fn to_dense(&self) -> Vec<f32> {

@@ -266,6 +266,7 @@ impl TimeSeriesForecaster {
             scale: Vec::with_capacity(series.len()),
         };
         for chunk in series.chunks(self.batch_size) {
+            crate::interrupt::checkpoint()?;
             let context = left_pad(chunk.iter().map(AsRef::as_ref), width);
             let patched = self.model.patch_context(&context);
             let encoded = self.model.encode(&patched)?;
@@ -311,8 +312,9 @@ impl TimeSeriesForecaster {
         let config = &self.model.config().chronos_config;
         let common_width = (config.input_patch_stride != config.input_patch_size)
             .then(|| lengths.iter().copied().max().unwrap_or(0));
-        let mut out = vec![0f32; series.len() * nq * horizon];
+        let mut out = zeroed(series.len(), nq * horizon, "forecasts")?;
         for batch in length_sorted_batches(&lengths, self.batch_size) {
+            crate::interrupt::checkpoint()?;
             let width = common_width
                 .unwrap_or_else(|| batch.iter().map(|&i| lengths[i]).max().unwrap_or(0));
             let context = left_pad(batch.iter().map(|&i| series[i].as_ref()), width);
@@ -321,6 +323,15 @@ impl TimeSeriesForecaster {
             for (&index, values) in batch.iter().zip(forecasts.chunks(per_series)) {
                 out[index * per_series..(index + 1) * per_series].copy_from_slice(values);
             }
+        }
+        if let Some(row) = out
+            .chunks(nq * horizon)
+            .position(|r| r.iter().any(|v| v.is_infinite()))
+        {
+            return Err(TesseraError::Encoding(format!(
+                "the forecast of series {row} overflows float32: its values are too large \
+                 (rescale the series, e.g. divide it by a constant, and scale the forecast back)"
+            )));
         }
         Ok(out)
     }
@@ -410,11 +421,20 @@ fn read_config(dir: &Path) -> Result<Config> {
     })
 }
 
+/// The longest horizon a call may ask for: far past any use of a model trained on 64
+/// steps, and small enough that its buffers are always allocatable.
+pub const MAX_PREDICTION_LENGTH: usize = 100_000;
+
 fn check_prediction_length(n: usize) -> Result<()> {
     if n == 0 {
         return Err(TesseraError::Config(
             "prediction_length must be at least 1".into(),
         ));
+    }
+    if n > MAX_PREDICTION_LENGTH {
+        return Err(TesseraError::Config(format!(
+            "prediction_length {n} is larger than the {MAX_PREDICTION_LENGTH} steps a call may forecast"
+        )));
     }
     Ok(())
 }
@@ -438,6 +458,22 @@ fn check_quantile_levels(levels: &[f32]) -> Result<()> {
 
 /// Every series needs at least one value; infinities are rejected because they turn the
 /// whole forecast into NaN (missing values are NaN).
+/// A zeroed `rows * cols` buffer, or `OutOfMemory` instead of an abort.
+fn zeroed(rows: usize, cols: usize, what: &str) -> Result<Vec<f32>> {
+    let len = rows.checked_mul(cols).ok_or_else(|| {
+        TesseraError::OutOfMemory(format!("{rows} x {cols} {what} do not fit in memory"))
+    })?;
+    let mut buffer = Vec::new();
+    buffer.try_reserve_exact(len).map_err(|_| {
+        TesseraError::OutOfMemory(format!(
+            "{rows} x {cols} {what} ({} MB) cannot be allocated",
+            len / (1 << 18)
+        ))
+    })?;
+    buffer.resize(len, 0.0);
+    Ok(buffer)
+}
+
 fn check_series<S: AsRef<[f32]>>(series: &[S]) -> Result<()> {
     for (i, s) in series.iter().enumerate() {
         let s = s.as_ref();

@@ -260,6 +260,7 @@ impl VisionEmbedder {
 
     /// The token ids of a query: `<bos>Question: {text}<pad>×10\n`, text verbatim.
     pub fn query_token_ids(&self, text: &str) -> Result<Vec<u32>> {
+        let text = self.tokenizer.truncate_text(text, QUERY_MAX_TOKENS)?;
         let p = &self.prompts;
         let prompt = format!(
             "{}{}{text}{}\n",
@@ -289,6 +290,7 @@ impl VisionEmbedder {
         let progress = Progress::new(images.len(), "documents", options.show_progress);
         let mut out = Vec::with_capacity(images.len());
         for chunk in images.chunks(batch_size) {
+            crate::interrupt::checkpoint()?;
             let first = out.len();
             let pixels = chunk
                 .par_iter()
@@ -341,6 +343,7 @@ impl VisionEmbedder {
         let progress = Progress::new(texts.len(), "queries", options.show_progress);
         let mut results: Vec<Option<Matrix>> = vec![None; texts.len()];
         for batch in length_sorted_batches(&lengths, batch_size) {
+            crate::interrupt::checkpoint()?;
             let longest = batch.iter().map(|&i| lengths[i]).max().unwrap_or(0);
             let mut ids = Vec::with_capacity(batch.len() * longest);
             for &i in &batch {
@@ -380,6 +383,10 @@ impl VisionEmbedder {
         maxsim_matrix(queries, documents)
     }
 }
+
+/// Query text beyond this many tokens is cut. The reference has no limit, but a query
+/// this long is a document, and an unbounded one would cost unbounded memory and time.
+pub const QUERY_MAX_TOKENS: usize = 512;
 
 /// Says which image of a batch an input error is about.
 fn name_image(error: TesseraError, index: usize) -> TesseraError {

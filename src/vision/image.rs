@@ -468,12 +468,27 @@ impl ImagePreprocessor {
             }) => (*s, *s),
             _ => (default_size, default_size),
         };
+        let std = triple(&config.image_std, "image_std")?;
+        if config.do_normalize {
+            if let Some(bad) = std.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+                return Err(TesseraError::Config(format!(
+                    "image_std must be positive and finite in every channel, got {bad} \
+                     (a zero would divide every pixel by zero)"
+                )));
+            }
+        }
+        if !config.rescale_factor.is_finite() {
+            return Err(TesseraError::Config(format!(
+                "rescale_factor must be finite, got {}",
+                config.rescale_factor
+            )));
+        }
         Ok(ImagePreprocessor {
             width,
             height,
             rescale_factor: config.rescale_factor,
             mean: triple(&config.image_mean, "image_mean")?,
-            std: triple(&config.image_std, "image_std")?,
+            std,
             do_resize: config.do_resize,
             do_rescale: config.do_rescale,
             do_normalize: config.do_normalize,

@@ -64,8 +64,8 @@ macro_rules! py_builder {
             }
 
             /// Inputs per forward pass in batch methods.
-            fn batch_size<'py>(slf: pyo3::Bound<'py, Self>, batch_size: usize) -> pyo3::PyResult<pyo3::Bound<'py, Self>> {
-                Self::update(slf, |b| b.batch_size(batch_size))
+            fn batch_size<'py>(slf: pyo3::Bound<'py, Self>, batch_size: $crate::bindings::python::convert::Count) -> pyo3::PyResult<pyo3::Bound<'py, Self>> {
+                Self::update(slf, |b| b.batch_size(batch_size.0))
             }
 
             $(

@@ -1,26 +1,70 @@
 //! Python values in, NumPy arrays out, and the one helper that runs inference with the
 //! GIL released.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::Duration;
+
 use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray1, PyArray2};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString};
+use pyo3::types::{PyBool, PyBytes, PyString};
 
+use super::errors::{config_error, tokenization_error};
 use crate::error::{Result as TesseraResult, TesseraError};
 use crate::matrix::Matrix;
 
+/// How often a running call looks for a pending signal (Ctrl-C).
+const SIGNAL_POLL: Duration = Duration::from_millis(50);
+
 /// Runs `work` with the GIL released, so other Python threads keep running, and turns
 /// both errors and (never expected) panics into Python exceptions.
+///
+/// The work runs on this process's worker pool (rebuilt after a `fork`, see
+/// [`crate::threads`]) while this thread waits for it and, every [`SIGNAL_POLL`], lets
+/// Python run its signal handlers: a Ctrl-C raises the work's cancellation flag, the
+/// work stops at its next checkpoint (between batches), and the `KeyboardInterrupt`
+/// reaches the caller.
 pub fn detached<T, F>(py: Python<'_>, work: F) -> PyResult<T>
 where
     F: FnOnce() -> TesseraResult<T> + Send,
     T: Send,
 {
-    let outcome = py.detach(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)));
+    let pool = crate::threads::pool()?;
+    let cancel = Arc::new(AtomicBool::new(false));
+    let mut signal: Option<PyErr> = None;
+    let outcome = py.detach(|| {
+        let mut outcome = None;
+        let (done, finished) = mpsc::channel::<()>();
+        pool.in_place_scope(|scope| {
+            let flag = cancel.clone();
+            let slot = &mut outcome;
+            scope.spawn(move |_| {
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    crate::interrupt::with_cancel(flag, work)
+                }));
+                *slot = Some(result);
+                let _ = done.send(());
+            });
+            while let Err(RecvTimeoutError::Timeout) = finished.recv_timeout(SIGNAL_POLL) {
+                if signal.is_none() {
+                    if let Err(err) = Python::attach(|py| py.check_signals()) {
+                        signal = Some(err);
+                        cancel.store(true, Ordering::Relaxed);
+                    }
+                }
+            }
+        });
+        outcome
+    });
+    if let Some(err) = signal {
+        return Err(err);
+    }
     match outcome {
-        Ok(result) => result.map_err(PyErr::from),
-        Err(panic) => {
+        Some(Ok(result)) => result.map_err(PyErr::from),
+        Some(Err(panic)) => {
             let detail = panic
                 .downcast_ref::<String>()
                 .cloned()
@@ -30,18 +74,88 @@ where
                 "internal error (please report it as a bug): {detail}"
             ))))
         }
+        None => Err(PyErr::from(TesseraError::Encoding(
+            "internal error (please report it as a bug): the worker did not finish".into(),
+        ))),
+    }
+}
+
+/// A count or a length (`batch_size`, `max_length`, `top_k`, `dimension`, ...): a Python
+/// integer, or anything with `__index__` such as a NumPy integer. A negative or huge value
+/// is a `ConfigError` (a `ValueError`) naming the value, not pyo3's `OverflowError`; the
+/// range each argument allows is checked where it is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Count(pub usize);
+
+impl Count {
+    pub fn get(self) -> usize {
+        self.0
+    }
+}
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Count {
+    type Error = PyErr;
+
+    fn extract(obj: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        if obj.is_instance_of::<PyBool>() {
+            return Err(PyTypeError::new_err("expected an integer, not bool"));
+        }
+        let index = obj.call_method0("__index__").map_err(|_| {
+            PyTypeError::new_err(format!("expected an integer, not {}", type_name(&obj)))
+        })?;
+        if let Ok(value) = index.extract::<u64>() {
+            if let Ok(value) = usize::try_from(value) {
+                return Ok(Count(value));
+            }
+        }
+        let negative = index.lt(0)?;
+        Err(config_error(if negative {
+            format!("expected a non-negative integer, got {index}")
+        } else {
+            format!("{index} is too large for a count or a length")
+        }))
     }
 }
 
 /// A `str` argument, with a TypeError naming the expected type otherwise.
+///
+/// A string that is not valid Unicode (a lone surrogate, which Python allows) is a
+/// `TokenizationError` naming its position: Tessera does not guess a replacement.
 pub fn text_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<String> {
     match value.cast::<PyString>() {
-        Ok(s) => Ok(s.to_str()?.to_owned()),
+        Ok(s) => match s.to_str() {
+            Ok(text) => Ok(text.to_owned()),
+            Err(err) => Err(invalid_unicode(value.py(), &err, name)),
+        },
         Err(_) => Err(PyTypeError::new_err(format!(
             "{name} must be str, not {}",
             type_name(value)
         ))),
     }
+}
+
+/// The `TokenizationError` for a `str` with a lone surrogate, from Python's
+/// `UnicodeEncodeError` (which says where).
+fn invalid_unicode(py: Python<'_>, err: &PyErr, name: &str) -> PyErr {
+    let error = err.value(py);
+    let start = error.getattr("start").and_then(|v| v.extract::<usize>()).ok();
+    let code = error
+        .getattr("object")
+        .and_then(|o| match start {
+            Some(i) => o.get_item(i).and_then(|c| c.extract::<String>().or_else(|_| {
+                // The surrogate itself cannot become a Rust string: read its code point.
+                py.import("builtins")?.getattr("ord")?.call1((c,))?.extract::<u32>().map(|n| format!("U+{n:04X}"))
+            })),
+            None => Err(err.clone_ref(py)),
+        })
+        .unwrap_or_else(|_| "a lone surrogate".into());
+    tokenization_error(match start {
+        Some(i) => format!(
+            "{name} is not valid Unicode: {code} (a lone surrogate) at character {i}; \
+             repair the text first, e.g. text.encode('utf-16', 'surrogatepass').decode('utf-16', 'replace')"
+        ),
+        None => format!("{name} is not valid Unicode text (it holds a lone surrogate)"),
+    })
 }
 
 /// A sequence (or any iterable) of `str`; a bare `str` or `bytes` is refused, since
@@ -83,6 +197,21 @@ pub fn model_arg(value: &Bound<'_, PyAny>) -> PyResult<String> {
         Err(_) => Err(PyTypeError::new_err(format!(
             "model must be a str (registry id, Hugging Face repo id or directory) or a \
              pathlib.Path, not {}",
+            type_name(value)
+        ))),
+    }
+}
+
+/// A file path argument (`str` or `os.PathLike`), with a TypeError naming `name`.
+pub fn path_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<String> {
+    if let Ok(s) = value.cast::<PyString>() {
+        return Ok(s.to_str()?.to_owned());
+    }
+    let os = value.py().import("os")?;
+    match os.call_method1("fspath", (value,)).map(|p| p.cast_into::<PyString>()) {
+        Ok(Ok(path)) => Ok(path.to_str()?.to_owned()),
+        _ => Err(PyTypeError::new_err(format!(
+            "{name} must be a str or a pathlib.Path, not {}",
             type_name(value)
         ))),
     }

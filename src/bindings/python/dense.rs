@@ -8,7 +8,7 @@ use pyo3::types::{PyList, PyString};
 use super::builders::py_builder;
 use super::convert::{
     detached, matrix_to_numpy, model_arg, output_is_object, text_arg, texts_arg, vector_arg,
-    vector_to_numpy,
+    vector_to_numpy, Count,
 };
 use super::device::{device_arg, dtype_arg};
 use super::outputs::PyDenseEmbedding;
@@ -33,13 +33,16 @@ impl PyDense {
         device: Option<&Bound<'_, PyAny>>,
         dtype: Option<&str>,
         revision: Option<String>,
-        max_length: Option<usize>,
-        batch_size: Option<usize>,
-        dimension: Option<usize>,
+        max_length: Option<Count>,
+        batch_size: Option<Count>,
+        dimension: Option<Count>,
         normalize: Option<bool>,
         query_prefix: Option<String>,
         document_prefix: Option<String>,
     ) -> PyResult<Self> {
+        let max_length = max_length.map(Count::get);
+        let batch_size = batch_size.map(Count::get);
+        let dimension = dimension.map(Count::get);
         let mut builder = DenseBuilder::new()
             .model(model_arg(model)?)
             .device(device_arg(device)?)
@@ -109,10 +112,11 @@ impl PyDense {
         &self,
         py: Python<'py>,
         texts: &Bound<'py, PyAny>,
-        batch_size: Option<usize>,
+        batch_size: Option<Count>,
         show_progress: bool,
         output: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let batch_size = batch_size.map(Count::get);
         let objects = output_is_object(output)?;
         let texts = texts_arg(texts, "texts")?;
         let options = EncodeOptions {
@@ -147,9 +151,10 @@ impl PyDense {
         &self,
         py: Python<'py>,
         text: &Bound<'py, PyAny>,
-        batch_size: Option<usize>,
+        batch_size: Option<Count>,
         show_progress: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let batch_size = batch_size.map(Count::get);
         self.encode_with_prefix(py, text, batch_size, show_progress, true)
     }
 
@@ -159,9 +164,10 @@ impl PyDense {
         &self,
         py: Python<'py>,
         text: &Bound<'py, PyAny>,
-        batch_size: Option<usize>,
+        batch_size: Option<Count>,
         show_progress: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let batch_size = batch_size.map(Count::get);
         self.encode_with_prefix(py, text, batch_size, show_progress, false)
     }
 
@@ -271,8 +277,8 @@ impl PyDense {
 }
 
 py_builder!("TesseraDenseBuilder", PyDenseBuilder, DenseBuilder, PyDense, {
-    max_length: usize,
-    dimension: usize,
+    max_length: Count => Count::get,
+    dimension: Count => Count::get,
     normalize: bool,
     query_prefix: String,
     document_prefix: String,

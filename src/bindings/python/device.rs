@@ -2,6 +2,8 @@
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
+
+use super::convert::Count;
 use pyo3::types::PyString;
 
 use crate::device::{DType, Device};
@@ -48,8 +50,9 @@ impl PyDevice {
 
     /// CUDA device number `index`.
     #[staticmethod]
-    #[pyo3(signature = (index=0))]
-    fn cuda(index: usize) -> Self {
+    #[pyo3(signature = (index=Count(0)))]
+    fn cuda(index: Count) -> Self {
+        let index = index.get();
         PyDevice {
             inner: Device::Cuda(index),
         }

@@ -10,7 +10,7 @@ use pyo3::types::{PyList, PyString};
 use super::builders::py_builder;
 use super::convert::{
     array_protocol, detached, matrix_arg, matrix_to_numpy, model_arg, output_is_object, text_arg,
-    texts_arg, type_name,
+    texts_arg, type_name, Count,
 };
 use super::device::{device_arg, dtype_arg};
 use super::quantization::{quantization_arg, PyQuantizationConfig, PyQuantizedEmbeddings};
@@ -171,12 +171,16 @@ impl PyMultiVector {
         device: Option<&Bound<'_, PyAny>>,
         dtype: Option<&str>,
         revision: Option<String>,
-        max_length: Option<usize>,
-        query_length: Option<usize>,
-        batch_size: Option<usize>,
-        dimension: Option<usize>,
+        max_length: Option<Count>,
+        query_length: Option<Count>,
+        batch_size: Option<Count>,
+        dimension: Option<Count>,
         quantization: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
+        let max_length = max_length.map(Count::get);
+        let query_length = query_length.map(Count::get);
+        let batch_size = batch_size.map(Count::get);
+        let dimension = dimension.map(Count::get);
         let mut builder = MultiVectorBuilder::new()
             .model(model_arg(model)?)
             .device(device_arg(device)?)
@@ -248,10 +252,11 @@ impl PyMultiVector {
         py: Python<'py>,
         texts: &Bound<'py, PyAny>,
         is_query: bool,
-        batch_size: Option<usize>,
+        batch_size: Option<Count>,
         show_progress: bool,
         output: &str,
     ) -> PyResult<Bound<'py, PyList>> {
+        let batch_size = batch_size.map(Count::get);
         let objects = output_is_object(output)?;
         let texts = texts_arg(texts, "texts")?;
         let options = EncodeOptions {
@@ -305,14 +310,15 @@ impl PyMultiVector {
     }
 
     /// The `top_k` best documents for a query: `(indices, scores)`, best first.
-    #[pyo3(signature = (query, documents, top_k=10))]
+    #[pyo3(signature = (query, documents, top_k=Count(10)))]
     fn rank<'py>(
         &self,
         py: Python<'py>,
         query: &Bound<'py, PyAny>,
         documents: &Bound<'py, PyAny>,
-        top_k: usize,
+        top_k: Count,
     ) -> PyResult<Ranking<'py>> {
+        let top_k = top_k.get();
         let query = self.matrix_of(py, query, true, "query")?;
         let documents = self.matrices_of(py, documents, false, "documents")?;
         let model = Arc::clone(&self.inner);
@@ -515,8 +521,8 @@ fn quantization_setting(value: QuantizationSetting) -> QuantizationConfig {
 }
 
 py_builder!("TesseraMultiVectorBuilder", PyMultiVectorBuilder, MultiVectorBuilder, PyMultiVector, {
-    max_length: usize,
-    query_length: usize,
-    dimension: usize,
+    max_length: Count => Count::get,
+    query_length: Count => Count::get,
+    dimension: Count => Count::get,
     quantization: QuantizationSetting => quantization_setting,
 });

@@ -6,7 +6,7 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
-use super::convert::{matrix_arg, type_name};
+use super::convert::{matrix_arg, type_name, Count};
 use crate::quantization::{
     self, Precision, QuantizationConfig, QuantizedArray, QuantizedEmbeddings,
 };
@@ -134,10 +134,11 @@ impl PyQuantizedEmbeddings {
     fn new(
         py: Python<'_>,
         data: numpy::PyReadonlyArray2<'_, u8>,
-        original_dim: usize,
+        original_dim: Count,
         precision: &Bound<'_, PyAny>,
         scales: Option<Vec<f32>>,
     ) -> PyResult<Self> {
+        let original_dim = original_dim.get();
         let view = data.as_array();
         let num_tokens = view.nrows();
         let inner = QuantizedEmbeddings::from_parts(

@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
 use super::builders::py_builder;
-use super::convert::{detached, matrix_to_numpy, model_arg, text_arg, texts_arg, type_name};
+use super::convert::{detached, matrix_to_numpy, model_arg, text_arg, texts_arg, type_name, Count};
 use super::device::{device_arg, dtype_arg};
 use crate::paradigms::common::EncodeOptions;
 use crate::paradigms::sparse::{SparseBuilder, SparseEmbedder, SparseVector};
@@ -54,8 +54,9 @@ impl PySparseEmbedding {
         py: Python<'_>,
         indices: &Bound<'_, PyAny>,
         values: &Bound<'_, PyAny>,
-        vocab_size: usize,
+        vocab_size: Count,
     ) -> PyResult<Self> {
+        let vocab_size = vocab_size.get();
         let numpy = py.import("numpy")?;
         let ids = numpy.call_method1("asarray", (indices,))?;
         let kind: String = ids.getattr("dtype")?.getattr("kind")?.extract()?;
@@ -117,9 +118,9 @@ impl PySparseEmbedding {
 
     /// The heaviest terms as `(token, weight)`, heaviest first.
     #[pyo3(signature = (top_k=None))]
-    fn tokens(&self, top_k: Option<usize>) -> PyResult<Vec<(String, f32)>> {
+    fn tokens(&self, top_k: Option<Count>) -> PyResult<Vec<(String, f32)>> {
         match &self.model {
-            Some(model) => Ok(model.tokens(&self.vector, top_k)),
+            Some(model) => Ok(model.tokens(&self.vector, top_k.map(Count::get))),
             None => Err(PyValueError::new_err(
                 "this SparseEmbedding was not made by a model, so it has no vocabulary to decode; \
                  use TesseraSparse.decode(embedding)",
@@ -128,8 +129,8 @@ impl PySparseEmbedding {
     }
 
     /// The dense `(vocab_size,)` float32 vector.
-    fn to_dense<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f32>> {
-        PyArray1::from_vec(py, self.vector.to_dense())
+    fn to_dense<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<f32>>> {
+        Ok(PyArray1::from_vec(py, self.vector.try_to_dense()?))
     }
 
     /// A `scipy.sparse.csr_matrix` of shape `(1, vocab_size)`.
@@ -222,13 +223,16 @@ impl PySparse {
         device: Option<&Bound<'_, PyAny>>,
         dtype: Option<&str>,
         revision: Option<String>,
-        max_length: Option<usize>,
-        batch_size: Option<usize>,
-        top_k: Option<usize>,
+        max_length: Option<Count>,
+        batch_size: Option<Count>,
+        top_k: Option<Count>,
         min_weight: Option<f32>,
         query_prefix: Option<String>,
         document_prefix: Option<String>,
     ) -> PyResult<Self> {
+        let max_length = max_length.map(Count::get);
+        let batch_size = batch_size.map(Count::get);
+        let top_k = top_k.map(Count::get);
         let mut builder = SparseBuilder::new()
             .model(model_arg(model)?)
             .device(device_arg(device)?)
@@ -277,9 +281,10 @@ impl PySparse {
         &self,
         py: Python<'_>,
         texts: &Bound<'_, PyAny>,
-        batch_size: Option<usize>,
+        batch_size: Option<Count>,
         show_progress: bool,
     ) -> PyResult<Vec<PySparseEmbedding>> {
+        let batch_size = batch_size.map(Count::get);
         let vectors = self.run(py, texts, batch_size, show_progress, Side::Plain)?;
         self.wrap_all(py, vectors)
     }
@@ -290,9 +295,10 @@ impl PySparse {
         &self,
         py: Python<'py>,
         text: &Bound<'py, PyAny>,
-        batch_size: Option<usize>,
+        batch_size: Option<Count>,
         show_progress: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let batch_size = batch_size.map(Count::get);
         self.one_or_many(py, text, batch_size, show_progress, Side::Query)
     }
 
@@ -302,9 +308,10 @@ impl PySparse {
         &self,
         py: Python<'py>,
         text: &Bound<'py, PyAny>,
-        batch_size: Option<usize>,
+        batch_size: Option<Count>,
         show_progress: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let batch_size = batch_size.map(Count::get);
         self.one_or_many(py, text, batch_size, show_progress, Side::Document)
     }
 
@@ -314,9 +321,10 @@ impl PySparse {
         &self,
         py: Python<'py>,
         texts: &Bound<'py, PyAny>,
-        batch_size: Option<usize>,
+        batch_size: Option<Count>,
         show_progress: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let batch_size = batch_size.map(Count::get);
         let sparse = import_scipy_sparse(py)?;
         let vectors = self.run(py, texts, batch_size, show_progress, Side::Plain)?;
         let mut indptr = Vec::with_capacity(vectors.len() + 1);
@@ -370,8 +378,8 @@ impl PySparse {
 
     /// `(token, weight)` pairs of an embedding, heaviest first.
     #[pyo3(signature = (embedding, top_k=None))]
-    fn decode(&self, embedding: &PySparseEmbedding, top_k: Option<usize>) -> Vec<(String, f32)> {
-        self.inner.tokens(&embedding.vector, top_k)
+    fn decode(&self, embedding: &PySparseEmbedding, top_k: Option<Count>) -> Vec<(String, f32)> {
+        self.inner.tokens(&embedding.vector, top_k.map(Count::get))
     }
 
     fn vocab_size(&self) -> usize {
@@ -534,8 +542,8 @@ impl PySparse {
 }
 
 py_builder!("TesseraSparseBuilder", PySparseBuilder, SparseBuilder, PySparse, {
-    max_length: usize,
-    top_k: usize,
+    max_length: Count => Count::get,
+    top_k: Count => Count::get,
     min_weight: f32,
     query_prefix: String,
     document_prefix: String,

@@ -9,10 +9,10 @@ use numpy::{
 };
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyFloat, PyInt, PyList, PyTuple};
+use pyo3::types::{PyFloat, PyInt, PyList, PyString, PyTuple};
 
 use super::builders::py_builder;
-use super::convert::{detached, matrix_to_numpy, model_arg, type_name};
+use super::convert::{detached, matrix_to_numpy, model_arg, type_name, Count};
 use super::device::{device_arg, dtype_arg};
 use crate::paradigms::timeseries::{TimeSeriesBuilder, TimeSeriesForecaster};
 
@@ -40,9 +40,11 @@ impl PyTimeSeries {
         device: Option<&Bound<'_, PyAny>>,
         dtype: Option<&str>,
         revision: Option<String>,
-        batch_size: Option<usize>,
-        prediction_length: Option<i64>,
+        batch_size: Option<Count>,
+        prediction_length: Option<Count>,
     ) -> PyResult<Self> {
+        let batch_size = batch_size.map(Count::get);
+        let prediction_length = prediction_length.map(Count::get);
         let mut builder = TimeSeriesBuilder::new()
             .model(model_arg(model)?)
             .device(device_arg(device)?)
@@ -71,8 +73,9 @@ impl PyTimeSeries {
         &self,
         py: Python<'py>,
         context: &Bound<'py, PyAny>,
-        prediction_length: Option<i64>,
+        prediction_length: Option<Count>,
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let prediction_length = prediction_length.map(Count::get);
         let prediction_length = horizon_arg(prediction_length)?;
         let series = series_arg(context)?;
         let model = Arc::clone(&self.inner);
@@ -87,14 +90,16 @@ impl PyTimeSeries {
         &self,
         py: Python<'py>,
         context: &Bound<'py, PyAny>,
-        prediction_length: Option<i64>,
-        quantile_levels: Option<Vec<f32>>,
+        prediction_length: Option<Count>,
+        quantile_levels: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Bound<'py, PyArray3<f32>>> {
+        let prediction_length = prediction_length.map(Count::get);
+        let levels = quantile_levels.map(levels_arg).transpose()?;
         let prediction_length = horizon_arg(prediction_length)?;
         let series = series_arg(context)?;
         let model = Arc::clone(&self.inner);
         let forecast = detached(py, move || {
-            model.forecast_quantiles(&series, prediction_length, quantile_levels.as_deref())
+            model.forecast_quantiles(&series, prediction_length, levels.as_deref())
         })?;
         let [batch, horizon, levels] = forecast.shape;
         let array = Array3::from_shape_vec((batch, horizon, levels), forecast.values)
@@ -158,17 +163,30 @@ impl PyTimeSeries {
     }
 }
 
-/// A `prediction_length` argument: positive, or a ConfigError saying so (a negative
-/// value would otherwise surface as an OverflowError).
-fn horizon_arg(value: Option<i64>) -> PyResult<Option<usize>> {
+/// A `prediction_length` argument: positive, or a ConfigError saying so.
+fn horizon_arg(value: Option<usize>) -> PyResult<Option<usize>> {
     match value {
-        Some(n) if n <= 0 => Err(crate::error::TesseraError::Config(format!(
-            "prediction_length must be at least 1, got {n}"
-        ))
+        Some(0) => Err(crate::error::TesseraError::Config(
+            "prediction_length must be at least 1, got 0".into(),
+        )
         .into()),
-        Some(n) => Ok(Some(n as usize)),
-        None => Ok(None),
+        other => Ok(other),
     }
+}
+
+/// `quantile_levels`: a sequence of numbers (a `str` is refused, not iterated).
+fn levels_arg(value: &Bound<'_, PyAny>) -> PyResult<Vec<f32>> {
+    if value.is_instance_of::<PyString>() {
+        return Err(PyTypeError::new_err(
+            "quantile_levels must be a sequence of floats in (0, 1), not str",
+        ));
+    }
+    value.extract::<Vec<f32>>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "quantile_levels must be a sequence of floats in (0, 1), not {}",
+            type_name(value)
+        ))
+    })
 }
 
 /// Series from a 1-D array, a 2-D array or a list of 1-D arrays, as float32 (float64 is
@@ -182,10 +200,18 @@ fn series_arg(value: &Bound<'_, PyAny>) -> PyResult<Vec<Vec<f32>>> {
                 "context is empty: give at least one series",
             ));
         }
-        let scalars = items
-            .iter()
-            .all(|i| i.is_instance_of::<PyFloat>() || i.is_instance_of::<PyInt>());
-        if !scalars {
+        let is_number = |i: &Bound<'_, PyAny>| i.is_instance_of::<PyFloat>() || i.is_instance_of::<PyInt>();
+        let numbers = items.iter().filter(|i| is_number(i)).count();
+        if numbers > 0 && numbers < items.len() {
+            if let Some((i, item)) = items.iter().enumerate().find(|(_, i)| !is_number(i)) {
+                return Err(PyTypeError::new_err(format!(
+                    "context[{i}] is {}, but a series is a list of numbers only (a batch is a \
+                     list of series)",
+                    type_name(item)
+                )));
+            }
+        }
+        if numbers == 0 {
             return items
                 .iter()
                 .enumerate()
@@ -252,5 +278,5 @@ fn rows_of(array: &Bound<'_, PyUntypedArray>) -> PyResult<Vec<Vec<f32>>> {
 }
 
 py_builder!("TesseraTimeSeriesBuilder", PyTimeSeriesBuilder, TimeSeriesBuilder, PyTimeSeries, {
-    prediction_length: usize,
+    prediction_length: Count => Count::get,
 });

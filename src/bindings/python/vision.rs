@@ -11,7 +11,7 @@ use pyo3::types::{PyByteArray, PyBytes, PyList, PyString};
 use super::builders::py_builder;
 use super::convert::{
     array_protocol, detached, matrix_arg, matrix_to_numpy, model_arg, text_arg, texts_arg,
-    type_name,
+    type_name, Count, path_arg,
 };
 use super::device::{device_arg, dtype_arg};
 use crate::matrix::Matrix;
@@ -53,9 +53,10 @@ impl PyVisionEmbedding {
     fn new(
         py: Python<'_>,
         embeddings: &Bound<'_, PyAny>,
-        num_patches: usize,
+        num_patches: Count,
         source: Option<String>,
     ) -> PyResult<Self> {
+        let num_patches = num_patches.get();
         let matrix = matrix_arg(embeddings, "embeddings")?;
         if num_patches > matrix.rows {
             return Err(PyValueError::new_err(format!(
@@ -153,8 +154,9 @@ impl PyVision {
         device: Option<&Bound<'_, PyAny>>,
         dtype: Option<&str>,
         revision: Option<String>,
-        batch_size: Option<usize>,
+        batch_size: Option<Count>,
     ) -> PyResult<Self> {
+        let batch_size = batch_size.map(Count::get);
         let mut builder = VisionBuilder::new()
             .model(model_arg(model)?)
             .device(device_arg(device)?)
@@ -194,9 +196,10 @@ impl PyVision {
         &self,
         py: Python<'_>,
         images: &Bound<'_, PyAny>,
-        batch_size: Option<usize>,
+        batch_size: Option<Count>,
         show_progress: bool,
     ) -> PyResult<Vec<PyVisionEmbedding>> {
+        let batch_size = batch_size.map(Count::get);
         if images.is_instance_of::<PyString>() || images.is_instance_of::<PyBytes>() {
             return Err(PyTypeError::new_err(
                 "images must be a sequence of images; use encode_document() for one",
@@ -217,21 +220,23 @@ impl PyVision {
     }
 
     /// Renders each page of a PDF (needs `pypdfium2`) and embeds it.
-    #[pyo3(signature = (path, *, dpi=144, batch_size=None, show_progress=false))]
+    #[pyo3(signature = (path, *, dpi=Count(144), batch_size=None, show_progress=false))]
     fn encode_pdf(
         &self,
         py: Python<'_>,
         path: &Bound<'_, PyAny>,
-        dpi: u32,
-        batch_size: Option<usize>,
+        dpi: Count,
+        batch_size: Option<Count>,
         show_progress: bool,
     ) -> PyResult<Vec<PyVisionEmbedding>> {
+        let batch_size = batch_size.map(Count::get);
+        let dpi = dpi.get();
         if dpi == 0 || dpi > 1200 {
             return Err(PyValueError::new_err(format!(
                 "dpi must be in 1..=1200, got {dpi}"
             )));
         }
-        let path = model_arg(path)?;
+        let path = path_arg(path, "path")?;
         if !std::path::Path::new(&path).is_file() {
             return Err(crate::error::TesseraError::io(
                 &path,
@@ -244,13 +249,23 @@ impl PyVision {
                 "encode_pdf needs pypdfium2: pip install pypdfium2 (or 'tessera[pdf]')",
             )
         })?;
-        let document = pdfium.call_method1("PdfDocument", (path.as_str(),))?;
+        let document = pdfium
+            .call_method1("PdfDocument", (path.as_str(),))
+            .map_err(|e| {
+                crate::error::TesseraError::io(
+                    &path,
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("not a readable PDF: {}", e.value(py)),
+                    ),
+                )
+            })?;
         let pages = document.len()?;
         let mut inputs = Vec::with_capacity(pages);
         for index in 0..pages {
             let page = document.get_item(index)?;
             let kwargs = pyo3::types::PyDict::new(py);
-            kwargs.set_item("scale", f64::from(dpi) / 72.0)?;
+            kwargs.set_item("scale", dpi as f64 / 72.0)?;
             let bitmap = page.call_method("render", (), Some(&kwargs))?;
             let image = bitmap.call_method0("to_pil")?;
             inputs.push(image_arg(&image, &format!("page {}", index + 1))?);
@@ -281,9 +296,10 @@ impl PyVision {
         &self,
         py: Python<'py>,
         texts: &Bound<'py, PyAny>,
-        batch_size: Option<usize>,
+        batch_size: Option<Count>,
         show_progress: bool,
     ) -> PyResult<Bound<'py, PyList>> {
+        let batch_size = batch_size.map(Count::get);
         let texts = texts_arg(texts, "texts")?;
         let options = EncodeOptions {
             batch_size,
@@ -447,6 +463,16 @@ fn image_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<ImageInput> {
         return Ok(ImageInput::Bytes(bytes.to_vec()));
     }
     let py = value.py();
+    // Anything else must at least look like an array or an image.
+    let array_like = ["__array__", "__array_interface__", "__array_struct__", "shape", "mode"]
+        .iter()
+        .any(|attr| value.hasattr(*attr).unwrap_or(false));
+    if value.is_none() || !(array_like || value.hasattr("__fspath__")? || value.is_instance_of::<pyo3::types::PyList>()) {
+        return Err(PyTypeError::new_err(format!(
+            "{name} must be a path, bytes, a uint8 array or a PIL image, not {}",
+            type_name(value)
+        )));
+    }
     if value.hasattr("__fspath__")? {
         let path: String = py
             .import("os")?
