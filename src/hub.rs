@@ -1,10 +1,16 @@
-//! Model resolution: a local directory, the Hugging Face cache, or a download through
-//! `hf-hub`. Everything ends as one local directory laid out like the repository.
+//! Model resolution: a local directory, the Hugging Face cache, or a download into that
+//! cache (`download.rs`). Everything ends as one local directory laid out like the
+//! repository.
 
+mod download;
+
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use hf_hub::api::sync::{ApiBuilder, ApiError, ApiRepo};
 use hf_hub::{Cache, Repo, RepoType};
+
+use download::{Downloader, Failure, Outcome};
 
 use crate::error::{Result, TesseraError};
 use crate::registry::{self, ModelSpec};
@@ -34,14 +40,33 @@ pub struct ModelSource {
 }
 
 /// How to reach the hub; `from_env` reads the variables huggingface_hub reads.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct HubOptions {
     pub revision: Option<String>,
     pub cache_dir: Option<PathBuf>,
     pub endpoint: Option<String>,
     pub token: Option<String>,
     pub offline: bool,
+    /// Connect and per-read timeout of downloads (`HF_HUB_DOWNLOAD_TIMEOUT`, seconds;
+    /// 10 by default, as huggingface_hub).
+    pub timeout: Option<Duration>,
 }
+
+/// Redacts the token: options are printed in builder reprs and error messages.
+impl std::fmt::Debug for HubOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubOptions")
+            .field("revision", &self.revision)
+            .field("cache_dir", &self.cache_dir)
+            .field("endpoint", &self.endpoint)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("offline", &self.offline)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl HubOptions {
     pub fn from_env() -> Self {
@@ -58,6 +83,10 @@ impl HubOptions {
             endpoint: env("HF_ENDPOINT"),
             token: env("HF_TOKEN").or_else(|| env("HUGGING_FACE_HUB_TOKEN")),
             offline,
+            timeout: env("HF_HUB_DOWNLOAD_TIMEOUT")
+                .and_then(|v| v.parse::<f64>().ok())
+                .filter(|s| s.is_finite() && *s > 0.0)
+                .map(Duration::from_secs_f64),
         }
     }
 
@@ -141,6 +170,7 @@ fn fetch_repo(repo_id: &str, options: &HubOptions) -> Result<PathBuf> {
         .revision
         .clone()
         .unwrap_or_else(|| "main".to_string());
+    check_revision(&revision)?;
     let repo = Repo::with_revision(repo_id.to_string(), RepoType::Model, revision.clone());
     let fetcher = Fetcher::new(repo_id, repo, options)?;
 
@@ -170,6 +200,24 @@ fn fetch_repo(repo_id: &str, options: &HubOptions) -> Result<PathBuf> {
         .ok_or_else(|| TesseraError::load(repo_id, "cache path has no parent directory"))
 }
 
+/// A revision is a branch, a tag, a commit or `refs/pr/N`: never a path that could lead
+/// out of the repository's cache folder.
+fn check_revision(revision: &str) -> Result<()> {
+    let bad = revision.is_empty()
+        || revision.starts_with('/')
+        || revision.contains('\\')
+        || revision.contains('\0')
+        || revision
+            .split('/')
+            .any(|part| part.is_empty() || part == "." || part == "..");
+    if bad {
+        return Err(TesseraError::Config(format!(
+            "revision '{revision}' is not a branch, tag or commit of the repository"
+        )));
+    }
+    Ok(())
+}
+
 /// The folders `modules.json` names (empty when there is no such file).
 fn module_folders(modules_path: &Path) -> Vec<String> {
     let Ok(text) = std::fs::read_to_string(modules_path) else {
@@ -184,47 +232,53 @@ fn module_folders(modules_path: &Path) -> Vec<String> {
         .collect()
 }
 
-/// One repository at one revision: cache first, then the network unless offline.
+/// One repository at one revision: cache first, then the network unless offline. Once
+/// the hub proves unreachable, the rest is served from the cache alone.
 struct Fetcher {
     repo_id: String,
     revision: String,
     cache: Cache,
     repo: Repo,
-    api: Option<ApiRepo>,
+    downloader: Option<Downloader>,
+    unreachable: RefCell<Option<String>>,
 }
 
 impl Fetcher {
     fn new(repo_id: &str, repo: Repo, options: &HubOptions) -> Result<Self> {
         let cache = options.cache();
-        let api = if options.offline {
-            None
-        } else {
-            let mut builder = ApiBuilder::from_cache(cache.clone())
-                .with_progress(false)
-                .with_token(options.token.clone().or_else(|| cache.token()));
-            if let Some(endpoint) = &options.endpoint {
-                builder = builder.with_endpoint(endpoint.trim_end_matches('/').to_string());
-            }
-            let api = builder.build().map_err(|e| {
-                TesseraError::load(repo_id, format!("cannot start the hub client: {e}"))
-            })?;
-            Some(api.repo(repo.clone()))
-        };
+        let downloader = (!options.offline).then(|| {
+            Downloader::new(
+                options
+                    .endpoint
+                    .as_deref()
+                    .unwrap_or("https://huggingface.co"),
+                options.token.clone().or_else(|| cache.token()),
+                options.timeout.unwrap_or(DEFAULT_TIMEOUT),
+            )
+        });
         Ok(Fetcher {
             repo_id: repo_id.to_string(),
             revision: repo.revision().to_string(),
             cache,
             repo,
-            api,
+            downloader,
+            unreachable: RefCell::new(None),
         })
     }
 
     fn required(&self, file: &str) -> Result<PathBuf> {
         self.optional(file)?.ok_or_else(|| {
-            let reason = if self.api.is_none() {
+            let reason = if self.downloader.is_none() {
                 format!(
                     "'{file}' is not in the Hugging Face cache at {} and HF_HUB_OFFLINE is set; \
                      download the model once with network access or pass a local directory",
+                    self.cache.path().display()
+                )
+            } else if let Some(why) = self.unreachable.borrow().as_ref() {
+                format!(
+                    "the hub cannot be reached ({why}) and '{file}' at revision '{}' is not in \
+                     the cache at {}",
+                    self.revision,
                     self.cache.path().display()
                 )
             } else {
@@ -238,26 +292,28 @@ impl Fetcher {
         if let Some(path) = self.cached(file) {
             return Ok(Some(path));
         }
-        if self.known_missing(file) {
-            return Ok(None);
-        }
-        let Some(api) = &self.api else {
+        let Some(downloader) = &self.downloader else {
             return Ok(None);
         };
-        match api.download(file) {
-            Ok(path) => Ok(Some(path)),
-            Err(ApiError::RequestError(err)) if matches!(*err, ureq::Error::StatusCode(404)) => {
-                self.remember_missing(file);
+        if self.unreachable.borrow().is_some() {
+            return Ok(None);
+        }
+        match downloader.fetch(&self.repo_id, &self.revision, file, &self.repo_dir()) {
+            Ok(Outcome::Stored(path)) => Ok(Some(path)),
+            Ok(Outcome::Missing { commit }) => {
+                self.remember_missing(file, commit);
                 Ok(None)
             }
-            Err(err) => Err(TesseraError::load(
-                &self.repo_id,
-                format!(
-                    "downloading '{file}' at revision '{}' failed: {err}; set HF_HUB_OFFLINE=1 to \
-                     use the cache only",
-                    self.revision
-                ),
-            )),
+            Err(Failure::Unreachable(why)) => {
+                eprintln!(
+                    "tessera: the Hugging Face hub is unreachable ({why}); looking for '{}' \
+                     in the cache only",
+                    self.repo_id
+                );
+                *self.unreachable.borrow_mut() = Some(why);
+                Ok(None)
+            }
+            Err(Failure::Refused(err)) => Err(err),
         }
     }
 
@@ -272,27 +328,20 @@ impl Fetcher {
         path.exists().then_some(path)
     }
 
-    /// huggingface_hub records files a repository lacks under `.no_exist/<commit>/`.
-    fn known_missing(&self, file: &str) -> bool {
+    /// Records a file the repository lacks under `.no_exist/<commit>/`, as huggingface_hub
+    /// does. It is never trusted over a live server (a later request may find the file).
+    fn remember_missing(&self, file: &str, commit: Option<String>) {
         let dir = self.repo_dir();
-        let commit = std::fs::read_to_string(dir.join("refs").join(&self.revision))
-            .map(|c| c.trim().to_string())
-            .unwrap_or_else(|_| self.revision.clone());
-        dir.join(".no_exist").join(commit).join(file).exists()
-    }
-
-    /// Records a file the repository lacks, as huggingface_hub does, so a later offline
-    /// or network-less load knows not to look for it.
-    fn remember_missing(&self, file: &str) {
-        let dir = self.repo_dir();
-        let Ok(commit) = std::fs::read_to_string(dir.join("refs").join(&self.revision)) else {
+        let commit = commit.or_else(|| {
+            std::fs::read_to_string(dir.join("refs").join(&self.revision))
+                .ok()
+                .map(|c| c.trim().to_string())
+        });
+        let Some(commit) = commit.filter(|c| !c.contains('/') && !c.contains("..")) else {
             return;
         };
-        let marker = dir.join(".no_exist").join(commit.trim()).join(file);
-        if let Some(parent) = marker.parent() {
-            // Best effort: without the marker the next load just asks the server again.
-            let _ = std::fs::create_dir_all(parent).and_then(|_| std::fs::write(&marker, b""));
-        }
+        // Best effort: without the marker, huggingface_hub just asks the server again.
+        let _ = download::write_atomic(&dir.join(".no_exist").join(commit).join(file), b"");
     }
 
     fn repo_dir(&self) -> PathBuf {

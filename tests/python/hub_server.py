@@ -1,5 +1,14 @@
 """A local HTTP server in the Hugging Face hub's URL layout
-(`/{repo}/resolve/{revision}/{file}`), serving model directories from disk."""
+(`/{repo}/resolve/{revision}/{file}`), serving model directories from disk, and able to
+misbehave per file the way real networks and proxies do (`faults`):
+
+* ``stall``: accept the request and never answer (until the server stops, 30 s at most)
+* ``stall-body``: send the headers and half the body, then stall
+* ``truncate``: announce the full length, send half the body, close the connection
+* ``html``: answer 200 with an HTML page instead of the file
+* ``404-once``: answer 404 the first time, the file afterwards
+* ``redirect-no-location``: answer 302 without a ``Location`` header
+"""
 
 from __future__ import annotations
 
@@ -12,8 +21,14 @@ from pathlib import Path
 class HubServer:
     """`repos[(repo_id, revision)] = (commit_hash, directory)`."""
 
-    def __init__(self, repos: dict[tuple[str, str], tuple[str, Path]]) -> None:
+    def __init__(
+        self,
+        repos: dict[tuple[str, str], tuple[str, Path]],
+        faults: dict[str, str] | None = None,
+    ) -> None:
         self.repos = repos
+        self.faults = dict(faults or {})
+        self.stopped = threading.Event()
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, authorization)
         handler = self._handler()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -32,6 +47,7 @@ class HubServer:
         self.stop()
 
     def stop(self) -> None:
+        self.stopped.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -49,6 +65,28 @@ class HubServer:
                     self.send_error(404)
                     return
                 commit, path = found
+                fault = server.faults.get(path.name)
+                if fault == "404-once":
+                    del server.faults[path.name]
+                    self.send_error(404)
+                    return
+                if fault == "stall":
+                    server.stopped.wait(30)
+                    return
+                if fault == "redirect-no-location":
+                    self.send_response(302)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if fault == "html":
+                    page = b"<html><body>Please log in</body></html>"
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/html; charset=utf-8")
+                    self.send_header("Content-Length", str(len(page)))
+                    self.send_header("X-Repo-Commit", commit)
+                    self.end_headers()
+                    self.wfile.write(page)
+                    return
                 data = path.read_bytes()
                 etag = hashlib.sha256(data).hexdigest()
                 start, end = 0, len(data) - 1
@@ -65,6 +103,13 @@ class HubServer:
                 if ranged:
                     self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
                 self.end_headers()
+                if fault in ("truncate", "stall-body"):
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    if fault == "stall-body":
+                        server.stopped.wait(30)
+                    self.close_connection = True
+                    return
                 self.wfile.write(body)
 
             def _locate(self) -> tuple[str, Path] | None:

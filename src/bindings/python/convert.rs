@@ -138,14 +138,23 @@ pub fn text_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<String> {
 /// `UnicodeEncodeError` (which says where).
 fn invalid_unicode(py: Python<'_>, err: &PyErr, name: &str) -> PyErr {
     let error = err.value(py);
-    let start = error.getattr("start").and_then(|v| v.extract::<usize>()).ok();
+    let start = error
+        .getattr("start")
+        .and_then(|v| v.extract::<usize>())
+        .ok();
     let code = error
         .getattr("object")
         .and_then(|o| match start {
-            Some(i) => o.get_item(i).and_then(|c| c.extract::<String>().or_else(|_| {
-                // The surrogate itself cannot become a Rust string: read its code point.
-                py.import("builtins")?.getattr("ord")?.call1((c,))?.extract::<u32>().map(|n| format!("U+{n:04X}"))
-            })),
+            Some(i) => o.get_item(i).and_then(|c| {
+                c.extract::<String>().or_else(|_| {
+                    // The surrogate itself cannot become a Rust string: read its code point.
+                    py.import("builtins")?
+                        .getattr("ord")?
+                        .call1((c,))?
+                        .extract::<u32>()
+                        .map(|n| format!("U+{n:04X}"))
+                })
+            }),
             None => Err(err.clone_ref(py)),
         })
         .unwrap_or_else(|_| "a lone surrogate".into());
@@ -208,7 +217,10 @@ pub fn path_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<String> {
         return Ok(s.to_str()?.to_owned());
     }
     let os = value.py().import("os")?;
-    match os.call_method1("fspath", (value,)).map(|p| p.cast_into::<PyString>()) {
+    match os
+        .call_method1("fspath", (value,))
+        .map(|p| p.cast_into::<PyString>())
+    {
         Ok(Ok(path)) => Ok(path.to_str()?.to_owned()),
         _ => Err(PyTypeError::new_err(format!(
             "{name} must be a str or a pathlib.Path, not {}",

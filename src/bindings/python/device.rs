@@ -50,7 +50,7 @@ impl PyDevice {
 
     /// CUDA device number `index`.
     #[staticmethod]
-    #[pyo3(signature = (index=Count(0)))]
+    #[pyo3(signature = (index=Count(0)), text_signature = "(index=0)")]
     fn cuda(index: Count) -> Self {
         let index = index.get();
         PyDevice {

@@ -75,7 +75,10 @@ fn classes(py: Python<'_>) -> PyResult<&Vec<Py<PyType>>> {
         for spec in CLASSES {
             let bases = PyTuple::new(
                 py,
-                [base.bind(py).clone().into_any(), (spec.builtin)(py).into_any()],
+                [
+                    base.bind(py).clone().into_any(),
+                    (spec.builtin)(py).into_any(),
+                ],
             )?;
             all.push(make(spec.name, bases, spec.doc)?);
         }

@@ -310,7 +310,7 @@ impl PyMultiVector {
     }
 
     /// The `top_k` best documents for a query: `(indices, scores)`, best first.
-    #[pyo3(signature = (query, documents, top_k=Count(10)))]
+    #[pyo3(signature = (query, documents, top_k=Count(10)), text_signature = "(self, /, query, documents, top_k=10)")]
     fn rank<'py>(
         &self,
         py: Python<'py>,

@@ -200,7 +200,8 @@ fn series_arg(value: &Bound<'_, PyAny>) -> PyResult<Vec<Vec<f32>>> {
                 "context is empty: give at least one series",
             ));
         }
-        let is_number = |i: &Bound<'_, PyAny>| i.is_instance_of::<PyFloat>() || i.is_instance_of::<PyInt>();
+        let is_number =
+            |i: &Bound<'_, PyAny>| i.is_instance_of::<PyFloat>() || i.is_instance_of::<PyInt>();
         let numbers = items.iter().filter(|i| is_number(i)).count();
         if numbers > 0 && numbers < items.len() {
             if let Some((i, item)) = items.iter().enumerate().find(|(_, i)| !is_number(i)) {

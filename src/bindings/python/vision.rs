@@ -10,8 +10,8 @@ use pyo3::types::{PyByteArray, PyBytes, PyList, PyString};
 
 use super::builders::py_builder;
 use super::convert::{
-    array_protocol, detached, matrix_arg, matrix_to_numpy, model_arg, text_arg, texts_arg,
-    type_name, Count, path_arg,
+    array_protocol, detached, matrix_arg, matrix_to_numpy, model_arg, path_arg, text_arg,
+    texts_arg, type_name, Count,
 };
 use super::device::{device_arg, dtype_arg};
 use crate::matrix::Matrix;
@@ -220,7 +220,7 @@ impl PyVision {
     }
 
     /// Renders each page of a PDF (needs `pypdfium2`) and embeds it.
-    #[pyo3(signature = (path, *, dpi=Count(144), batch_size=None, show_progress=false))]
+    #[pyo3(signature = (path, *, dpi=Count(144), batch_size=None, show_progress=false), text_signature = "(self, /, path, *, dpi=144, batch_size=None, show_progress=False)")]
     fn encode_pdf(
         &self,
         py: Python<'_>,
@@ -464,10 +464,20 @@ fn image_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<ImageInput> {
     }
     let py = value.py();
     // Anything else must at least look like an array or an image.
-    let array_like = ["__array__", "__array_interface__", "__array_struct__", "shape", "mode"]
-        .iter()
-        .any(|attr| value.hasattr(*attr).unwrap_or(false));
-    if value.is_none() || !(array_like || value.hasattr("__fspath__")? || value.is_instance_of::<pyo3::types::PyList>()) {
+    let array_like = [
+        "__array__",
+        "__array_interface__",
+        "__array_struct__",
+        "shape",
+        "mode",
+    ]
+    .iter()
+    .any(|attr| value.hasattr(*attr).unwrap_or(false));
+    if value.is_none()
+        || !(array_like
+            || value.hasattr("__fspath__")?
+            || value.is_instance_of::<pyo3::types::PyList>())
+    {
         return Err(PyTypeError::new_err(format!(
             "{name} must be a path, bytes, a uint8 array or a PIL image, not {}",
             type_name(value)
