@@ -407,3 +407,97 @@ pub fn check_heads(hidden: usize, heads: usize) -> Result<usize> {
     }
     Ok(hidden / heads)
 }
+
+/// A post-norm block with rotary attention and a gated feed-forward, as NomicBERT and
+/// GTE build theirs: `x = norm(x + out(attn(rope(qkv x))))`, then
+/// `x = norm(x + down(glu(up x)))`. The families differ only in names and the gate order.
+pub struct PostNormGatedBlock {
+    pub qkv: Linear,
+    pub out: Linear,
+    pub attention_norm: Norm,
+    /// The value and gate halves stacked (`activated_first` says which is activated).
+    pub up: Linear,
+    pub down: Linear,
+    pub mlp_norm: Norm,
+    pub activation: Activation,
+    pub activated_first: bool,
+}
+
+impl PostNormGatedBlock {
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        spans: &[crate::packing::Span],
+        table: &RotaryTable,
+        shape: AttentionShape,
+    ) -> candle_core::Result<Tensor> {
+        let qkv = table.apply(self.qkv.forward(x)?, shape)?;
+        let context = packed_attention(&qkv, spans, shape, KeyMask::Bidirectional)?;
+        drop(qkv);
+        let attended =
+            self.attention_norm
+                .add_forward(self.out.matmul(&context)?, Some(&self.out), x)?;
+        let inner = gated(
+            &self.up.forward(&attended)?,
+            self.activation,
+            self.activated_first,
+        )?;
+        self.mlp_norm
+            .add_forward(self.down.matmul(&inner)?, Some(&self.down), &attended)
+    }
+}
+
+/// Word embeddings plus the constant token-type-0 row (every input is one segment),
+/// then a norm: the embedding layer of the BERT-like families without positions.
+pub struct SegmentEmbeddings {
+    pub word: Embedding,
+    pub token_type_zero: Option<Tensor>,
+    pub norm: Norm,
+}
+
+impl SegmentEmbeddings {
+    /// `word_embeddings`, `token_type_embeddings` (when `type_vocab_size` > 0) under `vb`;
+    /// the norm is loaded by the caller, whose key names differ.
+    pub fn load(
+        vb: VarBuilder,
+        vocab: usize,
+        hidden: usize,
+        type_vocab_size: usize,
+        norm: Norm,
+    ) -> candle_core::Result<Self> {
+        let word = Embedding::load(vb.pp("word_embeddings"), vocab, hidden)?;
+        let token_type_zero = if type_vocab_size > 0 {
+            let table = Embedding::load(vb.pp("token_type_embeddings"), type_vocab_size, hidden)?;
+            Some(table.table().get(0)?)
+        } else {
+            None
+        };
+        Ok(SegmentEmbeddings {
+            word,
+            token_type_zero,
+            norm,
+        })
+    }
+
+    pub fn forward(&self, ids: &Tensor) -> candle_core::Result<Tensor> {
+        let x = self.word.forward(ids)?;
+        let x = match &self.token_type_zero {
+            Some(tt) => x.broadcast_add(tt)?,
+            None => x,
+        };
+        self.norm.forward(&x)
+    }
+}
+
+/// Per-head RMS norms of the query and key heads, then rotary positions (Qwen3, Gemma 3).
+pub fn normed_rotary_qkv(
+    qkv: Tensor,
+    q_norm: &Norm,
+    k_norm: &Norm,
+    table: &RotaryTable,
+    shape: AttentionShape,
+) -> candle_core::Result<Tensor> {
+    let qkv = q_norm.forward_pieces(qkv, 0, shape.heads)?;
+    let qkv = k_norm.forward_pieces(qkv, shape.heads * shape.head_dim, shape.kv_heads)?;
+    table.apply(qkv, shape)
+}

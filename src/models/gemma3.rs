@@ -13,7 +13,8 @@ use serde::Deserialize;
 use super::TextModel;
 use crate::error::{Result, TesseraError};
 use crate::layers::{
-    gated, packed_attention, Activation, AttentionShape, Embedding, KeyMask, Linear, Norm, Rotary,
+    gated, normed_rotary_qkv, packed_attention, Activation, AttentionShape, Embedding, KeyMask,
+    Linear, Norm, Rotary,
 };
 use crate::packing::PackedBatch;
 
@@ -220,19 +221,16 @@ impl TextModel for Gemma3Model {
         let global = self.global_rotary.table(batch.positions());
         let local = self.local_rotary.table(batch.positions());
         let window = KeyMask::Window(self.config.sliding_window.unwrap_or(usize::MAX / 4) / 2);
-        let (heads, kv_heads, d) = (self.shape.heads, self.shape.kv_heads, self.shape.head_dim);
         for layer in &self.layers {
             let h = layer.input_norm.forward(&x)?;
             let qkv = layer.qkv.forward(&h)?;
             drop(h);
-            let qkv = layer.q_norm.forward_pieces(qkv, 0, heads)?;
-            let qkv = layer.k_norm.forward_pieces(qkv, heads * d, kv_heads)?;
             let (table, mask) = if layer.sliding {
                 (&local, window)
             } else {
                 (&global, KeyMask::Bidirectional)
             };
-            let qkv = table.apply(qkv, self.shape)?;
+            let qkv = normed_rotary_qkv(qkv, &layer.q_norm, &layer.k_norm, table, self.shape)?;
             let context = packed_attention(&qkv, batch.spans(), self.shape, mask)?;
             drop(qkv);
             x = (x + layer

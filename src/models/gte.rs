@@ -10,8 +10,8 @@ use serde::Deserialize;
 use super::TextModel;
 use crate::error::{Result, TesseraError};
 use crate::layers::{
-    check_heads, gated, packed_attention, Activation, AttentionShape, Embedding, KeyMask, Linear,
-    Norm, Rotary,
+    check_heads, Activation, AttentionShape, Linear, Norm, PostNormGatedBlock, Rotary,
+    SegmentEmbeddings,
 };
 use crate::packing::PackedBatch;
 
@@ -91,36 +91,26 @@ impl Config {
     }
 }
 
-struct Layer {
-    qkv: Linear,
-    o_proj: Linear,
-    attn_norm: Norm,
-    up_gate: Linear,
-    down: Linear,
-    mlp_norm: Norm,
-}
-
-impl Layer {
-    fn load(vb: VarBuilder, cfg: &Config) -> candle_core::Result<Self> {
-        let (h, i, eps) = (cfg.hidden_size, cfg.intermediate_size, cfg.layer_norm_eps);
-        let attn = vb.pp("attention");
-        let mlp = vb.pp("mlp");
-        Ok(Layer {
-            qkv: Linear::load(attn.pp("qkv_proj"), h, 3 * h, true)?,
-            o_proj: Linear::load(attn.pp("o_proj"), h, h, true)?,
-            attn_norm: Norm::layer_norm(vb.pp("attn_ln"), h, eps, true)?,
-            up_gate: Linear::load(mlp.pp("up_gate_proj"), h, 2 * i, false)?,
-            down: Linear::load(mlp.pp("down_proj"), i, h, true)?,
-            mlp_norm: Norm::layer_norm(vb.pp("mlp_ln"), h, eps, true)?,
-        })
-    }
+fn load_block(vb: VarBuilder, cfg: &Config) -> candle_core::Result<PostNormGatedBlock> {
+    let (h, i, eps) = (cfg.hidden_size, cfg.intermediate_size, cfg.layer_norm_eps);
+    let attn = vb.pp("attention");
+    let mlp = vb.pp("mlp");
+    Ok(PostNormGatedBlock {
+        qkv: Linear::load(attn.pp("qkv_proj"), h, 3 * h, true)?,
+        out: Linear::load(attn.pp("o_proj"), h, h, true)?,
+        attention_norm: Norm::layer_norm(vb.pp("attn_ln"), h, eps, true)?,
+        // `up | gate`: the gated half second.
+        up: Linear::load(mlp.pp("up_gate_proj"), h, 2 * i, false)?,
+        down: Linear::load(mlp.pp("down_proj"), i, h, true)?,
+        mlp_norm: Norm::layer_norm(vb.pp("mlp_ln"), h, eps, true)?,
+        activation: cfg.hidden_act,
+        activated_first: false,
+    })
 }
 
 pub struct GteModel {
-    word: Embedding,
-    token_type_zero: Option<Tensor>,
-    emb_norm: Norm,
-    layers: Vec<Layer>,
+    embeddings: SegmentEmbeddings,
+    layers: Vec<PostNormGatedBlock>,
     rotary: Rotary,
     shape: AttentionShape,
     config: Config,
@@ -131,30 +121,24 @@ impl GteModel {
         let factor = cfg.validate()?;
         let head_dim = check_heads(cfg.hidden_size, cfg.num_attention_heads)?;
         let emb = vb.pp("embeddings");
-        let word = Embedding::load(emb.pp("word_embeddings"), cfg.vocab_size, cfg.hidden_size)?;
         // gte-base-en-v1.5 has type_vocab_size 0 and no token-type table.
-        let token_type_zero = if cfg.type_vocab_size > 0 {
-            let table = Embedding::load(
-                emb.pp("token_type_embeddings"),
-                cfg.type_vocab_size,
-                cfg.hidden_size,
-            )?;
-            Some(table.table().get(0)?)
-        } else {
-            None
-        };
-        let layers = (0..cfg.num_hidden_layers)
-            .map(|i| Layer::load(vb.pp(format!("encoder.layer.{i}")), cfg))
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        Ok(GteModel {
-            word,
-            token_type_zero,
-            emb_norm: Norm::layer_norm(
+        let embeddings = SegmentEmbeddings::load(
+            emb.clone(),
+            cfg.vocab_size,
+            cfg.hidden_size,
+            cfg.type_vocab_size,
+            Norm::layer_norm(
                 emb.pp("LayerNorm"),
                 cfg.hidden_size,
                 cfg.layer_norm_eps,
                 true,
             )?,
+        )?;
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| load_block(vb.pp(format!("encoder.layer.{i}")), cfg))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(GteModel {
+            embeddings,
             layers,
             rotary: Rotary::ntk(head_dim, cfg.rope_theta, factor),
             shape: AttentionShape {
@@ -170,34 +154,12 @@ impl GteModel {
 
 impl TextModel for GteModel {
     fn forward(&self, batch: &PackedBatch) -> candle_core::Result<Tensor> {
-        let device = self.word.table().device();
+        let device = self.embeddings.word.table().device();
         let ids = Tensor::from_slice(batch.ids(), batch.total_tokens(), device)?;
-        let mut x = self.word.forward(&ids)?;
-        if let Some(tt) = &self.token_type_zero {
-            x = x.broadcast_add(tt)?;
-        }
-        let mut x = self.emb_norm.forward(&x)?;
+        let mut x = self.embeddings.forward(&ids)?;
         let table = self.rotary.table(batch.positions());
         for layer in &self.layers {
-            let qkv = table.apply(layer.qkv.forward(&x)?, self.shape)?;
-            let context =
-                packed_attention(&qkv, batch.spans(), self.shape, KeyMask::Bidirectional)?;
-            drop(qkv);
-            let attended = layer.attn_norm.add_forward(
-                layer.o_proj.matmul(&context)?,
-                Some(&layer.o_proj),
-                &x,
-            )?;
-            let inner = gated(
-                &layer.up_gate.forward(&attended)?,
-                self.config.hidden_act,
-                false,
-            )?;
-            x = layer.mlp_norm.add_forward(
-                layer.down.matmul(&inner)?,
-                Some(&layer.down),
-                &attended,
-            )?;
+            x = layer.forward(&x, batch.spans(), &table, self.shape)?;
         }
         Ok(x)
     }
@@ -211,6 +173,6 @@ impl TextModel for GteModel {
     }
 
     fn word_embeddings(&self) -> &Tensor {
-        self.word.table()
+        self.embeddings.word.table()
     }
 }

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use super::TextModel;
 use crate::error::{Result, TesseraError};
 use crate::layers::{
-    check_heads, gated, packed_attention, Activation, AttentionShape, Embedding, KeyMask, Linear,
-    Norm, Rotary,
+    check_heads, Activation, AttentionShape, Linear, Norm, PostNormGatedBlock, Rotary,
+    SegmentEmbeddings,
 };
 use crate::packing::PackedBatch;
 
@@ -97,43 +97,36 @@ impl Config {
     }
 }
 
-struct Layer {
-    qkv: Linear,
-    out_proj: Linear,
-    norm1: Norm,
-    /// `fc11` and `fc12` stacked: the value half, then the gated half.
-    fc1: Linear,
-    fc2: Linear,
-    norm2: Norm,
-}
-
-impl Layer {
-    fn load(vb: VarBuilder, cfg: &Config, inner: usize) -> candle_core::Result<Self> {
-        let h = cfg.n_embd;
-        let attn = vb.pp("attn");
-        let mlp = vb.pp("mlp");
-        Ok(Layer {
-            qkv: Linear::load(attn.pp("Wqkv"), h, 3 * h, cfg.qkv_proj_bias)?,
-            out_proj: Linear::load(attn.pp("out_proj"), h, h, cfg.qkv_proj_bias)?,
-            norm1: Norm::layer_norm(vb.pp("norm1"), h, cfg.layer_norm_epsilon, true)?,
-            fc1: Linear::stack(&[
-                Linear::load(mlp.pp("fc11"), h, inner, cfg.mlp_fc1_bias)?,
-                Linear::load(mlp.pp("fc12"), h, inner, cfg.mlp_fc1_bias)?,
-            ])?,
-            fc2: Linear::load(mlp.pp("fc2"), inner, h, cfg.mlp_fc2_bias)?,
-            norm2: Norm::layer_norm(vb.pp("norm2"), h, cfg.layer_norm_epsilon, true)?,
-        })
-    }
+fn load_block(
+    vb: VarBuilder,
+    cfg: &Config,
+    inner: usize,
+    activation: Activation,
+) -> candle_core::Result<PostNormGatedBlock> {
+    let h = cfg.n_embd;
+    let attn = vb.pp("attn");
+    let mlp = vb.pp("mlp");
+    Ok(PostNormGatedBlock {
+        qkv: Linear::load(attn.pp("Wqkv"), h, 3 * h, cfg.qkv_proj_bias)?,
+        out: Linear::load(attn.pp("out_proj"), h, h, cfg.qkv_proj_bias)?,
+        attention_norm: Norm::layer_norm(vb.pp("norm1"), h, cfg.layer_norm_epsilon, true)?,
+        // `fc11(x) * act(fc12(x))`: the value half first, the gated half second.
+        up: Linear::stack(&[
+            Linear::load(mlp.pp("fc11"), h, inner, cfg.mlp_fc1_bias)?,
+            Linear::load(mlp.pp("fc12"), h, inner, cfg.mlp_fc1_bias)?,
+        ])?,
+        down: Linear::load(mlp.pp("fc2"), inner, h, cfg.mlp_fc2_bias)?,
+        mlp_norm: Norm::layer_norm(vb.pp("norm2"), h, cfg.layer_norm_epsilon, true)?,
+        activation,
+        activated_first: false,
+    })
 }
 
 pub struct NomicBertModel {
-    word: Embedding,
-    token_type_zero: Option<Tensor>,
-    emb_norm: Norm,
-    layers: Vec<Layer>,
+    embeddings: SegmentEmbeddings,
+    layers: Vec<PostNormGatedBlock>,
     rotary: Rotary,
     shape: AttentionShape,
-    activation: Activation,
     config: Config,
 }
 
@@ -142,25 +135,18 @@ impl NomicBertModel {
         let activation = cfg.validate()?;
         let head_dim = check_heads(cfg.n_embd, cfg.n_head)?;
         let inner = cfg.n_inner.unwrap_or(4 * cfg.n_embd);
-        let emb = vb.pp("embeddings");
-        let word = Embedding::load(emb.pp("word_embeddings"), cfg.vocab_size, cfg.n_embd)?;
-        let token_type_zero = if cfg.type_vocab_size > 0 {
-            let table = Embedding::load(
-                emb.pp("token_type_embeddings"),
-                cfg.type_vocab_size,
-                cfg.n_embd,
-            )?;
-            Some(table.table().get(0)?)
-        } else {
-            None
-        };
+        let embeddings = SegmentEmbeddings::load(
+            vb.pp("embeddings"),
+            cfg.vocab_size,
+            cfg.n_embd,
+            cfg.type_vocab_size,
+            Norm::layer_norm(vb.pp("emb_ln"), cfg.n_embd, cfg.layer_norm_epsilon, true)?,
+        )?;
         let layers = (0..cfg.n_layer)
-            .map(|i| Layer::load(vb.pp(format!("encoder.layers.{i}")), cfg, inner))
+            .map(|i| load_block(vb.pp(format!("encoder.layers.{i}")), cfg, inner, activation))
             .collect::<candle_core::Result<Vec<_>>>()?;
         Ok(NomicBertModel {
-            word,
-            token_type_zero,
-            emb_norm: Norm::layer_norm(vb.pp("emb_ln"), cfg.n_embd, cfg.layer_norm_epsilon, true)?,
+            embeddings,
             layers,
             rotary: Rotary::new(head_dim, cfg.rotary_emb_base),
             shape: AttentionShape {
@@ -169,7 +155,6 @@ impl NomicBertModel {
                 head_dim,
                 scale: 1.0 / (head_dim as f32).sqrt(),
             },
-            activation,
             config: cfg.clone(),
         })
     }
@@ -177,28 +162,12 @@ impl NomicBertModel {
 
 impl TextModel for NomicBertModel {
     fn forward(&self, batch: &PackedBatch) -> candle_core::Result<Tensor> {
-        let device = self.word.table().device();
+        let device = self.embeddings.word.table().device();
         let ids = Tensor::from_slice(batch.ids(), batch.total_tokens(), device)?;
-        let mut x = self.word.forward(&ids)?;
-        if let Some(tt) = &self.token_type_zero {
-            x = x.broadcast_add(tt)?;
-        }
-        let mut x = self.emb_norm.forward(&x)?;
+        let mut x = self.embeddings.forward(&ids)?;
         let table = self.rotary.table(batch.positions());
         for layer in &self.layers {
-            let qkv = table.apply(layer.qkv.forward(&x)?, self.shape)?;
-            let context =
-                packed_attention(&qkv, batch.spans(), self.shape, KeyMask::Bidirectional)?;
-            drop(qkv);
-            let attended = layer.norm1.add_forward(
-                layer.out_proj.matmul(&context)?,
-                Some(&layer.out_proj),
-                &x,
-            )?;
-            let inner = gated(&layer.fc1.forward(&attended)?, self.activation, false)?;
-            x = layer
-                .norm2
-                .add_forward(layer.fc2.matmul(&inner)?, Some(&layer.fc2), &attended)?;
+            x = layer.forward(&x, batch.spans(), &table, self.shape)?;
         }
         Ok(x)
     }
@@ -212,6 +181,6 @@ impl TextModel for NomicBertModel {
     }
 
     fn word_embeddings(&self) -> &Tensor {
-        self.word.table()
+        self.embeddings.word.table()
     }
 }

@@ -11,7 +11,8 @@ use serde::Deserialize;
 use super::TextModel;
 use crate::error::{Result, TesseraError};
 use crate::layers::{
-    gated, packed_attention, Activation, AttentionShape, Embedding, KeyMask, Linear, Norm, Rotary,
+    gated, normed_rotary_qkv, packed_attention, Activation, AttentionShape, Embedding, KeyMask,
+    Linear, Norm, Rotary,
 };
 use crate::packing::PackedBatch;
 
@@ -165,14 +166,11 @@ impl TextModel for Qwen3Model {
         let ids = Tensor::from_slice(batch.ids(), batch.total_tokens(), device)?;
         let mut x = self.embeddings.forward(&ids)?;
         let table = self.rotary.table(batch.positions());
-        let (heads, kv_heads, d) = (self.shape.heads, self.shape.kv_heads, self.shape.head_dim);
         for layer in &self.layers {
             let h = layer.input_norm.forward(&x)?;
             let qkv = layer.qkv.forward(&h)?;
             drop(h);
-            let qkv = layer.q_norm.forward_pieces(qkv, 0, heads)?;
-            let qkv = layer.k_norm.forward_pieces(qkv, heads * d, kv_heads)?;
-            let qkv = table.apply(qkv, self.shape)?;
+            let qkv = normed_rotary_qkv(qkv, &layer.q_norm, &layer.k_norm, &table, self.shape)?;
             let context = packed_attention(&qkv, batch.spans(), self.shape, KeyMask::Causal)?;
             drop(qkv);
             x = (x + layer.o_proj.forward(&context)?)?;
