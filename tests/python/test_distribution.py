@@ -54,8 +54,9 @@ def test_the_token_is_in_no_repr_message_or_log(tmp_path: Path) -> None:
     env = {**os.environ, "HF_TOKEN": SECRET, "HF_HUB_CACHE": str(tmp_path), "HF_HUB_OFFLINE": ""}
     code = f"""
 import tessera
-from tessera import TesseraDense, TesseraSparse, TesseraMultiVector, TesseraVision, TesseraTimeSeries
-for cls in (TesseraDense, TesseraSparse, TesseraMultiVector, TesseraVision, TesseraTimeSeries):
+from tessera import TesseraDense
+classes = ("Dense", "Sparse", "MultiVector", "Vision", "TimeSeries")
+for cls in (getattr(tessera, "Tessera" + name) for name in classes):
     print(repr(cls.builder().model("org/model").revision("main")))
 print(repr(TesseraDense({str(GOLDEN / "dense" / "tiny_bge_cls" / "model")!r})))
 import os
