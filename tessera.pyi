@@ -127,6 +127,8 @@ def Tessera(
 ) -> TesseraDense | TesseraMultiVector | TesseraSparse | TesseraTimeSeries | TesseraVision:
     """The embedder for ``model``'s paradigm (registry id, repo id or directory)."""
 
+_Precision = Literal["float32", "int8", "uint8", "binary", "ubinary"]
+
 @final
 class TesseraDense:
     """Dense text embeddings: one vector per text."""
@@ -148,9 +150,72 @@ class TesseraDense:
     @staticmethod
     def builder() -> TesseraDenseBuilder: ...
     @overload
-    def encode(self, text: str, *, output: Literal["array"] = "array") -> _F32Vector: ...
+    def encode(
+        self,
+        sentences: str,
+        *,
+        output: Literal["array"] = "array",
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        show_progress_bar: bool | None = None,
+        normalize_embeddings: bool = False,
+        prompt_name: str | None = None,
+        prompt: str | None = None,
+        truncate_dim: int | None = None,
+        precision: _Precision = "float32",
+        convert_to_numpy: bool = True,
+    ) -> npt.NDArray[Any]: ...
     @overload
-    def encode(self, text: str, *, output: Literal["object"]) -> DenseEmbedding: ...
+    def encode(  # type: ignore[overload-overlap]
+        self,
+        sentences: str,
+        *,
+        output: Literal["object"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        show_progress_bar: bool | None = None,
+        normalize_embeddings: bool = False,
+        prompt_name: str | None = None,
+        prompt: str | None = None,
+        truncate_dim: int | None = None,
+        precision: _Precision = "float32",
+        convert_to_numpy: bool = True,
+    ) -> DenseEmbedding: ...
+    @overload
+    def encode(
+        self,
+        sentences: Sequence[str],
+        *,
+        output: Literal["array"] = "array",
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        show_progress_bar: bool | None = None,
+        normalize_embeddings: bool = False,
+        prompt_name: str | None = None,
+        prompt: str | None = None,
+        truncate_dim: int | None = None,
+        precision: _Precision = "float32",
+        convert_to_numpy: bool = True,
+    ) -> npt.NDArray[Any]: ...
+    @overload
+    def encode(
+        self,
+        sentences: Sequence[str],
+        *,
+        output: Literal["object"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        show_progress_bar: bool | None = None,
+        normalize_embeddings: bool = False,
+        prompt_name: str | None = None,
+        prompt: str | None = None,
+        truncate_dim: int | None = None,
+        precision: _Precision = "float32",
+        convert_to_numpy: bool = True,
+    ) -> list[DenseEmbedding]: ...
+    def get_sentence_embedding_dimension(self) -> int: ...
+    @property
+    def similarity_fn_name(self) -> Literal["cosine", "dot", "euclidean", "manhattan"]: ...
     @overload
     def encode_batch(
         self,
@@ -185,7 +250,14 @@ class TesseraDense:
     def encode_document(
         self, text: Sequence[str], *, batch_size: int | None = None, show_progress: bool = False
     ) -> _F32Matrix: ...
-    def similarity(self, a: str | npt.ArrayLike, b: str | npt.ArrayLike) -> float: ...
+    @overload
+    def similarity(  # type: ignore[overload-overlap]
+        self, a: str | _F32Vector, b: str | _F32Vector
+    ) -> float: ...
+    @overload
+    def similarity(
+        self, a: Sequence[str] | npt.ArrayLike, b: Sequence[str] | npt.ArrayLike
+    ) -> _F32Matrix: ...
     def dimension(self) -> int: ...
     def model(self) -> str: ...
     def max_length(self) -> int: ...

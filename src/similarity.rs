@@ -86,3 +86,114 @@ pub fn top_k(scores: &[f32], top_k: usize) -> Vec<(usize, f32)> {
     ranked.truncate(top_k);
     ranked
 }
+
+/// sentence-transformers' similarity functions, by the names `similarity_fn_name` uses
+/// in `config_sentence_transformers.json`. Distances are negated, so higher is closer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SimilarityFunction {
+    #[default]
+    Cosine,
+    Dot,
+    Euclidean,
+    Manhattan,
+}
+
+impl SimilarityFunction {
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "cosine" => Ok(SimilarityFunction::Cosine),
+            "dot" | "dot_product" => Ok(SimilarityFunction::Dot),
+            "euclidean" => Ok(SimilarityFunction::Euclidean),
+            "manhattan" => Ok(SimilarityFunction::Manhattan),
+            other => Err(TesseraError::Config(format!(
+                "similarity function '{other}' is not one of cosine, dot, euclidean, manhattan"
+            ))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SimilarityFunction::Cosine => "cosine",
+            SimilarityFunction::Dot => "dot",
+            SimilarityFunction::Euclidean => "euclidean",
+            SimilarityFunction::Manhattan => "manhattan",
+        }
+    }
+
+    /// The score of two vectors of one length.
+    pub fn score(self, a: &[f32], b: &[f32]) -> Result<f32> {
+        if a.len() != b.len() {
+            return Err(TesseraError::DimensionMismatch {
+                expected: a.len(),
+                actual: b.len(),
+            });
+        }
+        Ok(match self {
+            SimilarityFunction::Cosine => return cosine(a, b),
+            SimilarityFunction::Dot => dot(a, b),
+            SimilarityFunction::Euclidean => -a
+                .iter()
+                .zip(b)
+                .map(|(x, y)| (x - y) * (x - y))
+                .sum::<f32>()
+                .sqrt(),
+            SimilarityFunction::Manhattan => {
+                -a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f32>()
+            }
+        })
+    }
+
+    /// Scores of every row of `a` against every row of `b`: `(a.rows, b.rows)`.
+    pub fn matrix(self, a: &Matrix, b: &Matrix) -> Result<Matrix> {
+        if a.cols != b.cols {
+            return Err(TesseraError::DimensionMismatch {
+                expected: a.cols,
+                actual: b.cols,
+            });
+        }
+        let data = a
+            .iter_rows()
+            .collect::<Vec<_>>()
+            .par_iter()
+            .map(|row| {
+                b.iter_rows()
+                    .map(|other| self.score(row, other))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<Vec<_>>>()?
+            .concat();
+        Ok(Matrix {
+            rows: a.rows,
+            cols: b.rows,
+            data,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn similarity_functions_follow_their_definitions() {
+        let a = Matrix {
+            rows: 2,
+            cols: 2,
+            data: vec![3.0, 4.0, 1.0, 0.0],
+        };
+        let b = Matrix {
+            rows: 1,
+            cols: 2,
+            data: vec![0.0, 2.0],
+        };
+        let scores = |f: SimilarityFunction| f.matrix(&a, &b).unwrap().data;
+        assert_eq!(scores(SimilarityFunction::Dot), vec![8.0, 0.0]);
+        assert_eq!(scores(SimilarityFunction::Cosine), vec![0.8, 0.0]);
+        assert_eq!(
+            scores(SimilarityFunction::Euclidean),
+            vec![-(13f32).sqrt(), -(5f32).sqrt()]
+        );
+        assert_eq!(scores(SimilarityFunction::Manhattan), vec![-5.0, -3.0]);
+        assert!(SimilarityFunction::parse("jaccard").is_err());
+    }
+}

@@ -1,6 +1,7 @@
 //! Dense embeddings: one vector per text (BGE, MiniLM, ...), as sentence-transformers'
 //! `SentenceTransformer.encode` computes them.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::encoder::{RuntimeOptions, TextEncoder, ENCODER_PREFIXES};
@@ -17,7 +18,7 @@ use crate::paradigms::common::{
 };
 use crate::progress::Progress;
 use crate::registry::{self, Paradigm, PoolingKind};
-use crate::similarity::cosine;
+use crate::similarity::SimilarityFunction;
 
 /// Configures and loads a [`DenseEmbedder`].
 #[derive(Debug, Clone, Default)]
@@ -99,6 +100,9 @@ pub struct DenseEmbedder {
     batch_size: usize,
     query_prefix: Option<String>,
     document_prefix: Option<String>,
+    /// `config_sentence_transformers.json`'s named prompts.
+    prompts: BTreeMap<String, String>,
+    similarity_function: SimilarityFunction,
 }
 
 impl DenseEmbedder {
@@ -194,8 +198,46 @@ impl DenseEmbedder {
                 spec.and_then(|s| s.document_prefix.as_ref()),
                 PromptSide::Document,
             ),
+            prompts: layout
+                .st_config
+                .get("prompts")
+                .and_then(|p| p.as_object())
+                .map(|p| {
+                    p.iter()
+                        .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            similarity_function: match layout
+                .st_config
+                .get("similarity_fn_name")
+                .and_then(|v| v.as_str())
+            {
+                Some(name) => SimilarityFunction::parse(name)
+                    .map_err(|e| TesseraError::load(dir.display().to_string(), e.to_string()))?,
+                None => SimilarityFunction::Cosine,
+            },
             encoder,
         })
+    }
+
+    /// A prompt the model names in `config_sentence_transformers.json` (`prompt_name=`).
+    pub fn prompt(&self, name: &str) -> Result<&str> {
+        self.prompts.get(name).map(String::as_str).ok_or_else(|| {
+            TesseraError::Config(format!(
+                "the model has no prompt named '{name}'; it has: {}",
+                if self.prompts.is_empty() {
+                    "none".to_string()
+                } else {
+                    self.prompts.keys().cloned().collect::<Vec<_>>().join(", ")
+                }
+            ))
+        })
+    }
+
+    /// The model's similarity function (`similarity_fn_name`; cosine by default).
+    pub fn similarity_function(&self) -> SimilarityFunction {
+        self.similarity_function
     }
 
     /// The model id it was built from.
@@ -311,10 +353,11 @@ impl DenseEmbedder {
         })
     }
 
-    /// Cosine similarity of two texts.
+    /// The similarity of two texts, by the model's similarity function (cosine unless
+    /// its `similarity_fn_name` says otherwise).
     pub fn similarity(&self, a: &str, b: &str) -> Result<f32> {
         let both = self.encode_batch(&[a, b], &EncodeOptions::default())?;
-        cosine(both.row(0), both.row(1))
+        self.similarity_function.score(both.row(0), both.row(1))
     }
 
     /// Normalisation, then Matryoshka truncation: the first `dimension` components of

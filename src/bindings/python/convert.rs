@@ -172,13 +172,13 @@ fn invalid_unicode(py: Python<'_>, err: &PyErr, name: &str) -> PyErr {
 pub fn texts_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<String>> {
     if value.is_instance_of::<PyString>() || value.is_instance_of::<PyBytes>() {
         return Err(PyTypeError::new_err(format!(
-            "{name} must be a sequence of str, not a single {}; wrap it in a list or call encode()",
+            "{name} must be a sequence of str, not a single {}; wrap it in a list",
             type_name(value)
         )));
     }
     let iter = value.try_iter().map_err(|_| {
         PyTypeError::new_err(format!(
-            "{name} must be a sequence of str, not {}",
+            "{name} must be str or a sequence of str, not {}",
             type_name(value)
         ))
     })?;

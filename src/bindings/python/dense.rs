@@ -7,14 +7,16 @@ use pyo3::types::{PyList, PyString};
 
 use super::builders::py_builder;
 use super::convert::{
-    detached, matrix_to_numpy, model_arg, output_is_object, text_arg, texts_arg, vector_arg,
-    vector_to_numpy, Count,
+    detached, matrix_arg, matrix_to_numpy, model_arg, output_is_object, text_arg, texts_arg,
+    vector_arg, vector_to_numpy, Count,
 };
 use super::device::{device_arg, dtype_arg};
 use super::outputs::PyDenseEmbedding;
+use super::quantization::quantized_to_numpy;
+use crate::matrix::Matrix;
 use crate::paradigms::common::EncodeOptions;
 use crate::paradigms::dense::{DenseBuilder, DenseEmbedder};
-use crate::similarity::cosine;
+use crate::quantization::{quantize_embeddings, Precision};
 
 /// Dense text embeddings: one vector per text.
 #[pyclass(name = "TesseraDense", module = "tessera", frozen)]
@@ -77,32 +79,113 @@ impl PyDense {
         PyDenseBuilder::fresh()
     }
 
-    /// Embeds one text: an array of shape `(dim,)`, or a `DenseEmbedding` with the text
-    /// and its tokens when `output="object"`.
-    #[pyo3(signature = (text, *, output="array"))]
+    /// Embeds a text (`(dim,)`) or a list of texts (`(n, dim)`), with the keywords of
+    /// sentence-transformers' `encode`: `prompt_name` (a prompt the model names) or
+    /// `prompt` prepended to every text, `normalize_embeddings`, `truncate_dim` (cut, then
+    /// normalised if asked), `precision` ("float32", "int8", "uint8", "binary", "ubinary"),
+    /// `convert_to_numpy=False` for a list of vectors. `output="object"` gives
+    /// `DenseEmbedding`s instead.
+    #[pyo3(signature = (
+        sentences, *, output="array", batch_size=None, show_progress=false,
+        show_progress_bar=None, normalize_embeddings=false, prompt_name=None, prompt=None,
+        truncate_dim=None, precision="float32", convert_to_numpy=true
+    ))]
+    #[allow(clippy::too_many_arguments)] // sentence-transformers' keywords, one to one
     fn encode<'py>(
         &self,
         py: Python<'py>,
-        text: &Bound<'py, PyAny>,
+        sentences: &Bound<'py, PyAny>,
         output: &str,
+        batch_size: Option<Count>,
+        show_progress: bool,
+        show_progress_bar: Option<bool>,
+        normalize_embeddings: bool,
+        prompt_name: Option<String>,
+        prompt: Option<String>,
+        truncate_dim: Option<Count>,
+        precision: &str,
+        convert_to_numpy: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let objects = output_is_object(output)?;
-        let text = text_arg(text, "text")?;
+        let precision = Precision::parse(precision)?;
+        let single = sentences.is_instance_of::<PyString>();
+        if sentences.is_instance_of::<pyo3::types::PyBytes>() {
+            return Err(pyo3::exceptions::PyTypeError::new_err(
+                "sentences must be str or a sequence of str, not bytes (decode it first)",
+            ));
+        }
+        let texts = if single {
+            vec![text_arg(sentences, "sentences")?]
+        } else {
+            texts_arg(sentences, "sentences")?
+        };
+        let prefix = match (prompt, prompt_name) {
+            (Some(prompt), _) => Some(prompt),
+            (None, Some(name)) => Some(self.inner.prompt(&name)?.to_string()),
+            (None, None) => None,
+        };
+        let truncate_dim = truncate_dim.map(Count::get);
+        if let Some(d) = truncate_dim {
+            if d == 0 || d > self.inner.dimension() {
+                return Err(crate::error::TesseraError::Matryoshka(format!(
+                    "truncate_dim must be in 1..={}, got {d}",
+                    self.inner.dimension()
+                ))
+                .into());
+            }
+        }
+        let options = EncodeOptions {
+            batch_size: batch_size.map(Count::get),
+            show_progress: show_progress || show_progress_bar == Some(true),
+        };
         let model = Arc::clone(&self.inner);
-        let vector = detached(py, {
-            let text = text.clone();
-            move || model.encode(&text)
+        let (matrix, texts) = detached(py, move || {
+            let prefixed: Vec<String> = match &prefix {
+                Some(p) => texts.iter().map(|t| format!("{p}{t}")).collect(),
+                None => texts.clone(),
+            };
+            let refs: Vec<&str> = prefixed.iter().map(String::as_str).collect();
+            let matrix = model.encode_batch(&refs, &options)?;
+            Ok((reshape(matrix, truncate_dim, normalize_embeddings), texts))
         })?;
         if objects {
-            let tokens = self.inner.token_strings(&text)?;
-            Ok(Bound::new(
-                py,
-                PyDenseEmbedding::wrap(py, vector, Some(text), Some(tokens)),
-            )?
-            .into_any())
-        } else {
-            Ok(vector_to_numpy(py, vector).into_any())
+            let list = PyList::empty(py);
+            for (row, text) in matrix.iter_rows().zip(texts) {
+                let tokens = self.inner.token_strings(&text)?;
+                list.append(PyDenseEmbedding::wrap(
+                    py,
+                    row.to_vec(),
+                    Some(text),
+                    Some(tokens),
+                ))?;
+            }
+            return Ok(if single {
+                list.get_item(0)?
+            } else {
+                list.into_any()
+            });
         }
+        let array = quantized_to_numpy(py, quantize_embeddings(&matrix, precision, None, None)?)?;
+        if single {
+            return array.get_item(0);
+        }
+        if convert_to_numpy {
+            Ok(array)
+        } else {
+            Ok(PyList::new(py, array.try_iter()?.collect::<PyResult<Vec<_>>>()?)?.into_any())
+        }
+    }
+
+    /// Length of the output vectors (sentence-transformers' name for `dimension()`).
+    fn get_sentence_embedding_dimension(&self) -> usize {
+        self.inner.dimension()
+    }
+
+    /// The similarity function `similarity` uses: "cosine" unless the model's
+    /// `similarity_fn_name` names "dot", "euclidean" or "manhattan".
+    #[getter]
+    fn similarity_fn_name(&self) -> &'static str {
+        self.inner.similarity_function().name()
     }
 
     /// Embeds many texts: an array of shape `(n, dim)` (rows in input order), or a list
@@ -173,14 +256,20 @@ impl PyDense {
 
     /// Cosine similarity of two texts or two vectors.
     #[pyo3(signature = (a, b))]
-    fn similarity(
+    fn similarity<'py>(
         &self,
-        py: Python<'_>,
-        a: &Bound<'_, PyAny>,
-        b: &Bound<'_, PyAny>,
-    ) -> PyResult<f32> {
-        let (a, b) = (self.vector_of(py, a, "a")?, self.vector_of(py, b, "b")?);
-        Ok(cosine(&a, &b)?)
+        py: Python<'py>,
+        a: &Bound<'py, PyAny>,
+        b: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let function = self.inner.similarity_function();
+        if is_single(a) && is_single(b) {
+            let (a, b) = (self.vector_of(py, a, "a")?, self.vector_of(py, b, "b")?);
+            return Ok(function.score(&a, &b)?.into_pyobject(py)?.into_any());
+        }
+        let (a, b) = (self.matrix_of(py, a, "a")?, self.matrix_of(py, b, "b")?);
+        let scores = detached(py, move || function.matrix(&a, &b))?;
+        Ok(matrix_to_numpy(py, scores)?.into_any())
     }
 
     /// Length of the output vectors.
@@ -218,6 +307,47 @@ impl PyDense {
     }
 }
 
+/// A text or a 1-D vector (not a list of texts, not a 2-D array).
+fn is_single(value: &Bound<'_, PyAny>) -> bool {
+    if value.is_instance_of::<PyString>() {
+        return true;
+    }
+    match value.getattr("ndim").and_then(|n| n.extract::<usize>()) {
+        Ok(ndim) => ndim == 1,
+        // A list of numbers is one vector; a list of texts or of lists is several.
+        Err(_) => value
+            .try_iter()
+            .ok()
+            .and_then(|mut items| items.next())
+            .and_then(Result::ok)
+            .is_some_and(|first| first.extract::<f64>().is_ok()),
+    }
+}
+
+/// `truncate_dim` and `normalize_embeddings`, in sentence-transformers' order.
+fn reshape(matrix: Matrix, truncate_dim: Option<usize>, normalize: bool) -> Matrix {
+    let cols = truncate_dim.unwrap_or(matrix.cols).min(matrix.cols);
+    let mut data = Vec::with_capacity(matrix.rows * cols);
+    for row in matrix.iter_rows() {
+        let start = data.len();
+        data.extend_from_slice(&row[..cols]);
+        if normalize {
+            let norm = data[start..]
+                .iter()
+                .map(|v| v * v)
+                .sum::<f32>()
+                .sqrt()
+                .max(1e-12);
+            data[start..].iter_mut().for_each(|v| *v /= norm);
+        }
+    }
+    Matrix {
+        rows: matrix.rows,
+        cols,
+        data,
+    }
+}
+
 impl PyDense {
     pub fn from_builder(py: Python<'_>, builder: DenseBuilder) -> PyResult<Self> {
         let inner = detached(py, move || builder.build())?;
@@ -239,6 +369,33 @@ impl PyDense {
         } else {
             vector_arg(value, name)
         }
+    }
+
+    /// Rows to compare: a list of texts (encoded), a 2-D array, or one text / vector.
+    fn matrix_of(&self, py: Python<'_>, value: &Bound<'_, PyAny>, name: &str) -> PyResult<Matrix> {
+        if is_single(value) {
+            let row = self.vector_of(py, value, name)?;
+            return Ok(Matrix {
+                rows: 1,
+                cols: row.len(),
+                data: row,
+            });
+        }
+        let is_texts = value
+            .try_iter()
+            .ok()
+            .and_then(|mut items| items.next())
+            .and_then(Result::ok)
+            .is_some_and(|first| first.is_instance_of::<PyString>());
+        if is_texts {
+            let texts = texts_arg(value, name)?;
+            let model = Arc::clone(&self.inner);
+            return detached(py, move || {
+                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                model.encode_batch(&refs, &EncodeOptions::default())
+            });
+        }
+        matrix_arg(value, name)
     }
 
     fn encode_with_prefix<'py>(

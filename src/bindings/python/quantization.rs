@@ -291,6 +291,11 @@ pub fn quantize_embeddings<'py>(
         ranges.as_ref(),
         calibration.as_ref(),
     )?;
+    quantized_to_numpy(py, out)
+}
+
+/// A quantized array as NumPy (float32, int8 or uint8), without a second copy.
+pub fn quantized_to_numpy(py: Python<'_>, out: QuantizedArray) -> PyResult<Bound<'_, PyAny>> {
     let shape_error = |e: numpy::ndarray::ShapeError| {
         PyRuntimeError::new_err(format!("internal shape error: {e}"))
     };
