@@ -33,7 +33,8 @@ pub struct TextEncoder {
 }
 
 /// What every text paradigm's builder shares.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct RuntimeOptions {
     pub device: Device,
     pub dtype: DType,

@@ -66,6 +66,25 @@ impl std::fmt::Debug for HubOptions {
     }
 }
 
+/// Serde for a builder's hub options: only the revision travels; the rest (endpoint,
+/// cache, token) is read from the environment where the builder is rebuilt, so a
+/// pickled embedder never carries a token.
+pub mod revision_only {
+    use super::HubOptions;
+
+    pub fn serialize<S: serde::Serializer>(hub: &HubOptions, s: S) -> Result<S::Ok, S::Error> {
+        serde::Serialize::serialize(&hub.revision, s)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<HubOptions, D::Error> {
+        let revision: Option<String> = serde::Deserialize::deserialize(d)?;
+        Ok(HubOptions {
+            revision,
+            ..HubOptions::from_env()
+        })
+    }
+}
+
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl HubOptions {

@@ -47,6 +47,8 @@ impl QuantizationConfig {
     }
 }
 
+crate::device::serde_as_str!(QuantizationConfig);
+
 impl FromStr for QuantizationConfig {
     type Err = TesseraError;
 

@@ -12,6 +12,7 @@ mod multivector;
 mod outputs;
 mod quantization;
 mod registry;
+mod repr;
 mod sparse;
 mod timeseries;
 mod vision;
@@ -44,6 +45,7 @@ fn _tessera(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<vision::PyVisionEmbedding>()?;
     m.add_function(wrap_pyfunction!(registry::list_models, m)?)?;
     m.add_function(wrap_pyfunction!(factory::tessera_factory, m)?)?;
+    m.add_function(wrap_pyfunction!(factory::restore, m)?)?;
     m.add_function(wrap_pyfunction!(device::available_devices, m)?)?;
     Ok(())
 }

@@ -31,6 +31,20 @@ pub fn check_max_length(max_length: usize) -> Result<()> {
 /// `batch_size` fields. Expands inside the builder's `impl` block.
 macro_rules! common_builder_setters {
     () => {
+        /// The options set so far, as JSON: what `from_json` rebuilds the builder from
+        /// (the hub token is never part of it; see `hub::revision_only`).
+        pub fn to_json(&self) -> $crate::error::Result<String> {
+            serde_json::to_string(self).map_err(|e| {
+                $crate::error::TesseraError::Config(format!("cannot save the options: {e}"))
+            })
+        }
+
+        pub fn from_json(json: &str) -> $crate::error::Result<Self> {
+            serde_json::from_str(json).map_err(|e| {
+                $crate::error::TesseraError::Config(format!("invalid saved options: {e}"))
+            })
+        }
+
         /// A registry id, a Hugging Face repo id or a local directory.
         pub fn model(mut self, model: impl Into<String>) -> Self {
             self.model = Some(model.into());

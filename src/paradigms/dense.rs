@@ -21,16 +21,26 @@ use crate::registry::{self, Paradigm, PoolingKind};
 use crate::similarity::SimilarityFunction;
 
 /// Configures and loads a [`DenseEmbedder`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct DenseBuilder {
+    #[serde(skip_serializing_if = "Option::is_none")]
     model: Option<String>,
+    #[serde(flatten)]
     runtime: RuntimeOptions,
+    #[serde(rename = "revision", with = "crate::hub::revision_only")]
     hub: HubOptions,
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_length: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     batch_size: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     dimension: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     normalize: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     query_prefix: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     document_prefix: Option<String>,
 }
 

@@ -46,14 +46,22 @@ pub enum ColbertLayout {
 }
 
 /// Configures and loads a [`MultiVectorEmbedder`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct MultiVectorBuilder {
+    #[serde(skip_serializing_if = "Option::is_none")]
     model: Option<String>,
+    #[serde(flatten)]
     runtime: RuntimeOptions,
+    #[serde(rename = "revision", with = "crate::hub::revision_only")]
     hub: HubOptions,
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_length: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     query_length: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     batch_size: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     dimension: Option<usize>,
     quantization: QuantizationConfig,
 }

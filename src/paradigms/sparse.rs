@@ -221,16 +221,26 @@ fn check_min_weight(min_weight: f32) -> Result<()> {
 }
 
 /// Configures and loads a [`SparseEmbedder`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct SparseBuilder {
+    #[serde(skip_serializing_if = "Option::is_none")]
     model: Option<String>,
+    #[serde(flatten)]
     runtime: RuntimeOptions,
+    #[serde(rename = "revision", with = "crate::hub::revision_only")]
     hub: HubOptions,
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_length: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     batch_size: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     top_k: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     min_weight: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     query_prefix: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     document_prefix: Option<String>,
 }
 

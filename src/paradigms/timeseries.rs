@@ -23,12 +23,18 @@ use crate::registry::Paradigm;
 use crate::text::length_sorted_batches;
 
 /// Configures and loads a [`TimeSeriesForecaster`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct TimeSeriesBuilder {
+    #[serde(skip_serializing_if = "Option::is_none")]
     model: Option<String>,
+    #[serde(flatten)]
     runtime: RuntimeOptions,
+    #[serde(rename = "revision", with = "crate::hub::revision_only")]
     hub: HubOptions,
+    #[serde(skip_serializing_if = "Option::is_none")]
     prediction_length: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     batch_size: Option<usize>,
 }
 

@@ -36,11 +36,16 @@ pub const DEFAULT_VISION_BATCH_SIZE: usize = 4;
 const QUERY_AUGMENTATION_TOKENS: usize = 10;
 
 /// Configures and loads a [`VisionEmbedder`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct VisionBuilder {
+    #[serde(skip_serializing_if = "Option::is_none")]
     model: Option<String>,
+    #[serde(flatten)]
     runtime: RuntimeOptions,
+    #[serde(rename = "revision", with = "crate::hub::revision_only")]
     hub: HubOptions,
+    #[serde(skip_serializing_if = "Option::is_none")]
     batch_size: Option<usize>,
 }
 

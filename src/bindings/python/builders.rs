@@ -85,9 +85,9 @@ macro_rules! py_builder {
             }
 
             fn __repr__(&self) -> String {
-                match self.inner.lock() {
-                    Ok(b) => format!("{}({:?})", $py_name, *b),
-                    Err(_) => format!("{}(<poisoned>)", $py_name),
+                match self.inner.lock().map(|b| b.to_json()) {
+                    Ok(Ok(json)) => $crate::bindings::python::repr::options_repr($py_name, &json),
+                    _ => format!("{}(<unavailable>)", $py_name),
                 }
             }
         }

@@ -3,6 +3,8 @@
 use std::sync::Arc;
 
 use pyo3::prelude::*;
+
+use super::repr::{bool_repr, device_repr, str_repr};
 use pyo3::types::{PyList, PyString};
 
 use super::builders::py_builder;
@@ -22,6 +24,8 @@ use crate::quantization::{quantize_embeddings, Precision};
 #[pyclass(name = "TesseraDense", module = "tessera", frozen)]
 pub struct PyDense {
     inner: Arc<DenseEmbedder>,
+    /// The builder's options as JSON, from which a pickled copy reloads the model.
+    settings: String,
 }
 
 #[pymethods]
@@ -295,14 +299,24 @@ impl PyDense {
         Ok(ids.pop().unwrap_or_default())
     }
 
+    /// Pickles as the options it was built with: unpickling loads the model again
+    /// (from the cache, or the hub), so embedders travel to worker processes.
+    fn __reduce__<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyAny>, (&'static str, String))> {
+        let restore = py.import("tessera._tessera")?.getattr("_restore")?;
+        Ok((restore, ("dense", self.settings.clone())))
+    }
+
     fn __repr__(&self) -> String {
         format!(
-            "TesseraDense(model={:?}, dimension={}, pooling={:?}, normalize={}, device={:?})",
-            self.inner.model(),
+            "TesseraDense(model={}, dimension={}, pooling={}, normalize={}, device={})",
+            str_repr(self.inner.model()),
             self.inner.dimension(),
-            self.inner.pooling(),
-            self.inner.normalizes(),
-            self.inner.device().location()
+            str_repr(&format!("{:?}", self.inner.pooling()).to_lowercase()),
+            bool_repr(self.inner.normalizes()),
+            device_repr(self.inner.device())
         )
     }
 }
@@ -350,9 +364,11 @@ fn reshape(matrix: Matrix, truncate_dim: Option<usize>, normalize: bool) -> Matr
 
 impl PyDense {
     pub fn from_builder(py: Python<'_>, builder: DenseBuilder) -> PyResult<Self> {
+        let settings = builder.to_json()?;
         let inner = detached(py, move || builder.build())?;
         Ok(PyDense {
             inner: Arc::new(inner),
+            settings,
         })
     }
 

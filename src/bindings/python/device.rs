@@ -76,6 +76,12 @@ impl PyDevice {
         }
     }
 
+    /// Pickles as the string `Device.parse` reads back.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (String,))> {
+        let parse = slf.get_type().getattr("parse")?;
+        Ok((parse, (slf.get().inner.to_string(),)))
+    }
+
     fn __str__(&self) -> String {
         self.inner.to_string()
     }

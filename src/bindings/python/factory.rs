@@ -11,6 +11,11 @@ use super::timeseries::PyTimeSeries;
 use super::vision::PyVision;
 use crate::detect;
 use crate::hub::{self, HubOptions};
+use crate::paradigms::dense::DenseBuilder;
+use crate::paradigms::multivector::MultiVectorBuilder;
+use crate::paradigms::sparse::SparseBuilder;
+use crate::paradigms::timeseries::TimeSeriesBuilder;
+use crate::paradigms::vision::VisionBuilder;
 use crate::registry::Paradigm;
 
 /// Returns a `TesseraDense`, `TesseraMultiVector`, `TesseraSparse`, `TesseraVision` or
@@ -41,4 +46,48 @@ pub fn tessera_factory<'py>(
         Paradigm::Vision => py.get_type::<PyVision>(),
     };
     class.call(PyTuple::new(py, [model])?, options)
+}
+
+/// Rebuilds a pickled embedder from its paradigm and saved options (see the embedders'
+/// `__reduce__`): the model loads again where it is unpickled.
+#[pyfunction]
+#[pyo3(name = "_restore", signature = (paradigm, settings))]
+pub fn restore<'py>(
+    py: Python<'py>,
+    paradigm: &str,
+    settings: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match paradigm {
+        "dense" => Bound::new(
+            py,
+            PyDense::from_builder(py, DenseBuilder::from_json(settings)?)?,
+        )?
+        .into_any(),
+        "sparse" => Bound::new(
+            py,
+            PySparse::from_builder(py, SparseBuilder::from_json(settings)?)?,
+        )?
+        .into_any(),
+        "multivector" => Bound::new(
+            py,
+            PyMultiVector::from_builder(py, MultiVectorBuilder::from_json(settings)?)?,
+        )?
+        .into_any(),
+        "timeseries" => Bound::new(
+            py,
+            PyTimeSeries::from_builder(py, TimeSeriesBuilder::from_json(settings)?)?,
+        )?
+        .into_any(),
+        "vision" => Bound::new(
+            py,
+            PyVision::from_builder(py, VisionBuilder::from_json(settings)?)?,
+        )?
+        .into_any(),
+        other => {
+            return Err(crate::error::TesseraError::Config(format!(
+                "cannot restore an embedder of unknown paradigm '{other}'"
+            ))
+            .into())
+        }
+    })
 }

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use numpy::{PyArray1, PyArray2, PyArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
+
+use super::repr::{device_repr, html_card, str_repr};
 use pyo3::types::{PyList, PyString};
 
 use super::builders::py_builder;
@@ -141,10 +143,37 @@ impl PyTokenEmbeddings {
             .is_ok_and(|o| o.get().inner == self.inner)
     }
 
+    /// A card for notebooks: the text and the tokens that have rows.
+    fn _repr_html_(&self) -> String {
+        let tokens: Vec<&str> = self
+            .inner
+            .tokens
+            .iter()
+            .take(48)
+            .map(String::as_str)
+            .collect();
+        html_card(
+            "TokenEmbeddings",
+            &[
+                ("text", self.inner.text.clone()),
+                (
+                    "shape",
+                    format!(
+                        "({}, {})",
+                        self.inner.num_tokens(),
+                        self.inner.embedding_dim()
+                    ),
+                ),
+                ("tokens", tokens.join(" ")),
+            ],
+        )
+    }
+
     fn __repr__(&self) -> String {
         let preview: String = self.inner.text.chars().take(40).collect();
         format!(
-            "TokenEmbeddings(text={preview:?}, num_tokens={}, embedding_dim={})",
+            "TokenEmbeddings(text={}, num_tokens={}, embedding_dim={})",
+            str_repr(&preview),
             self.inner.num_tokens(),
             self.inner.embedding_dim()
         )
@@ -158,6 +187,8 @@ type Ranking<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<f32>>);
 #[pyclass(name = "TesseraMultiVector", module = "tessera", frozen)]
 pub struct PyMultiVector {
     inner: Arc<MultiVectorEmbedder>,
+    /// The builder's options as JSON, from which a pickled copy reloads the model.
+    settings: String,
 }
 
 #[pymethods]
@@ -392,24 +423,36 @@ impl PyMultiVector {
         }
     }
 
+    /// Pickles as the options it was built with: unpickling loads the model again
+    /// (from the cache, or the hub), so embedders travel to worker processes.
+    fn __reduce__<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyAny>, (&'static str, String))> {
+        let restore = py.import("tessera._tessera")?.getattr("_restore")?;
+        Ok((restore, ("multivector", self.settings.clone())))
+    }
+
     fn __repr__(&self) -> String {
         format!(
-            "TesseraMultiVector(model={:?}, dimension={}, query_length={}, document_length={}, quantization={}, device={:?})",
-            self.inner.model(),
+            "TesseraMultiVector(model={}, dimension={}, query_length={}, document_length={}, quantization={}, device={})",
+            str_repr(self.inner.model()),
             self.inner.dimension(),
             self.inner.query_length(),
             self.inner.document_length(),
-            self.inner.quantization(),
-            self.inner.device().location()
+            str_repr(self.inner.quantization().as_str()),
+            device_repr(self.inner.device())
         )
     }
 }
 
 impl PyMultiVector {
     pub fn from_builder(py: Python<'_>, builder: MultiVectorBuilder) -> PyResult<Self> {
+        let settings = builder.to_json()?;
         let inner = detached(py, move || builder.build())?;
         Ok(PyMultiVector {
             inner: Arc::new(inner),
+            settings,
         })
     }
 

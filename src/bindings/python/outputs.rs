@@ -3,6 +3,8 @@
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1};
 use pyo3::prelude::*;
 
+use super::repr::{html_card, str_repr};
+
 use super::convert::array_protocol;
 
 /// A dense vector with the text it came from and the tokens the model saw.
@@ -99,11 +101,31 @@ impl PyDenseEmbedding {
         Ok((slf.get_type().into_any(), args))
     }
 
-    fn __repr__(&self) -> String {
-        let preview: Option<String> = self.text.as_ref().map(|t| t.chars().take(40).collect());
-        format!(
-            "DenseEmbedding(dim={}, text={preview:?})",
-            self.values.len()
+    /// A card for notebooks: the text, its size and norm, the first values.
+    fn _repr_html_(&self) -> String {
+        let norm = self.values.iter().map(|v| v * v).sum::<f32>().sqrt();
+        let head: Vec<String> = self
+            .values
+            .iter()
+            .take(8)
+            .map(|v| format!("{v:.4}"))
+            .collect();
+        html_card(
+            "DenseEmbedding",
+            &[
+                ("text", self.text.clone().unwrap_or_default()),
+                ("dim", self.values.len().to_string()),
+                ("norm", format!("{norm:.4}")),
+                ("values", format!("[{}, ...]", head.join(", "))),
+            ],
         )
+    }
+
+    fn __repr__(&self) -> String {
+        let preview = match &self.text {
+            Some(t) => str_repr(&t.chars().take(40).collect::<String>()),
+            None => "None".into(),
+        };
+        format!("DenseEmbedding(dim={}, text={preview})", self.values.len())
     }
 }

@@ -78,6 +78,12 @@ impl PyQuantizationConfig {
         self.inner.as_str()
     }
 
+    /// Pickles as the name `QuantizationConfig.parse` reads back.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (&'static str,))> {
+        let parse = slf.get_type().getattr("parse")?;
+        Ok((parse, (slf.get().inner.as_str(),)))
+    }
+
     fn __repr__(&self) -> String {
         let name = match self.inner {
             QuantizationConfig::None => "None_",

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
+
+use super::repr::{device_repr, html_card, str_repr};
 use pyo3::types::{PyDict, PyList, PyString};
 
 use super::builders::py_builder;
@@ -175,12 +177,37 @@ impl PySparseEmbedding {
             .is_ok_and(|o| o.get().vector == self.vector)
     }
 
+    /// A card for notebooks: the size and the ten heaviest terms.
+    fn _repr_html_(&self) -> String {
+        let top: Vec<String> = match &self.model {
+            Some(model) => model
+                .tokens(&self.vector, Some(10))
+                .into_iter()
+                .map(|(token, w)| format!("{token} {w:.3}"))
+                .collect(),
+            None => self
+                .vector
+                .top(Some(10))
+                .into_iter()
+                .map(|(id, w)| format!("{id} {w:.3}"))
+                .collect(),
+        };
+        html_card(
+            "SparseEmbedding",
+            &[
+                ("non-zero terms", self.vector.len().to_string()),
+                ("vocab_size", self.vector.vocab_size.to_string()),
+                ("top terms", top.join(", ")),
+            ],
+        )
+    }
+
     fn __repr__(&self) -> String {
         let top: Vec<String> = match &self.model {
             Some(model) => model
                 .tokens(&self.vector, Some(3))
                 .into_iter()
-                .map(|(token, w)| format!("{token:?}: {w:.3}"))
+                .map(|(token, w)| format!("{}: {w:.3}", str_repr(&token)))
                 .collect(),
             None => self
                 .vector
@@ -190,7 +217,7 @@ impl PySparseEmbedding {
                 .collect(),
         };
         format!(
-            "SparseEmbedding(nnz={}, vocab_size={}, top=[{}])",
+            "SparseEmbedding(nnz={}, vocab_size={}, top={{{}}})",
             self.vector.len(),
             self.vector.vocab_size,
             top.join(", ")
@@ -210,6 +237,8 @@ fn import_scipy_sparse(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
 #[pyclass(name = "TesseraSparse", module = "tessera", frozen)]
 pub struct PySparse {
     inner: Arc<SparseEmbedder>,
+    /// The builder's options as JSON, from which a pickled copy reloads the model.
+    settings: String,
 }
 
 #[pymethods]
@@ -405,12 +434,22 @@ impl PySparse {
             .unwrap_or_default())
     }
 
+    /// Pickles as the options it was built with: unpickling loads the model again
+    /// (from the cache, or the hub), so embedders travel to worker processes.
+    fn __reduce__<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyAny>, (&'static str, String))> {
+        let restore = py.import("tessera._tessera")?.getattr("_restore")?;
+        Ok((restore, ("sparse", self.settings.clone())))
+    }
+
     fn __repr__(&self) -> String {
         format!(
-            "TesseraSparse(model={:?}, vocab_size={}, device={:?})",
-            self.inner.model(),
+            "TesseraSparse(model={}, vocab_size={}, device={})",
+            str_repr(self.inner.model()),
             self.inner.vocab_size(),
-            self.inner.device().location()
+            device_repr(self.inner.device())
         )
     }
 }
@@ -424,9 +463,11 @@ enum Side {
 
 impl PySparse {
     pub fn from_builder(py: Python<'_>, builder: SparseBuilder) -> PyResult<Self> {
+        let settings = builder.to_json()?;
         let inner = detached(py, move || builder.build())?;
         Ok(PySparse {
             inner: Arc::new(inner),
+            settings,
         })
     }
 

@@ -9,6 +9,8 @@ use numpy::{
 };
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
+
+use super::repr::str_repr;
 use pyo3::types::{PyFloat, PyInt, PyList, PyString, PyTuple};
 
 use super::builders::py_builder;
@@ -27,6 +29,8 @@ type Embedded<'py> = (
 #[pyclass(name = "TesseraTimeSeries", module = "tessera", frozen)]
 pub struct PyTimeSeries {
     inner: Arc<TimeSeriesForecaster>,
+    /// The builder's options as JSON, from which a pickled copy reloads the model.
+    settings: String,
 }
 
 #[pymethods]
@@ -143,10 +147,20 @@ impl PyTimeSeries {
         self.inner.model().to_string()
     }
 
+    /// Pickles as the options it was built with: unpickling loads the model again
+    /// (from the cache, or the hub), so embedders travel to worker processes.
+    fn __reduce__<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyAny>, (&'static str, String))> {
+        let restore = py.import("tessera._tessera")?.getattr("_restore")?;
+        Ok((restore, ("timeseries", self.settings.clone())))
+    }
+
     fn __repr__(&self) -> String {
         format!(
-            "TesseraTimeSeries(model={:?}, context_length={}, prediction_length={}, quantiles={})",
-            self.inner.model(),
+            "TesseraTimeSeries(model={}, context_length={}, prediction_length={}, quantiles={})",
+            str_repr(self.inner.model()),
             self.inner.context_length(),
             self.inner.prediction_length(),
             self.inner.quantiles().len()
@@ -156,9 +170,11 @@ impl PyTimeSeries {
 
 impl PyTimeSeries {
     pub fn from_builder(py: Python<'_>, builder: TimeSeriesBuilder) -> PyResult<Self> {
+        let settings = builder.to_json()?;
         let inner = detached(py, move || builder.build())?;
         Ok(PyTimeSeries {
             inner: Arc::new(inner),
+            settings,
         })
     }
 }

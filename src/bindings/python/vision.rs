@@ -6,6 +6,8 @@ use std::sync::Arc;
 use numpy::{PyArray2, PyArrayDescrMethods, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyImportError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
+
+use super::repr::{device_repr, html_card, str_repr};
 use pyo3::types::{PyByteArray, PyBytes, PyList, PyString};
 
 use super::builders::py_builder;
@@ -129,10 +131,28 @@ impl PyVisionEmbedding {
         Ok((slf.get_type().into_any(), args))
     }
 
+    /// A card for notebooks: where the page came from and the matrix shape.
+    fn _repr_html_(&self) -> String {
+        html_card(
+            "VisionEmbedding",
+            &[
+                ("source", self.source.clone().unwrap_or_default()),
+                (
+                    "shape",
+                    format!("({}, {})", self.matrix.rows, self.matrix.cols),
+                ),
+                ("image patches", self.num_patches.to_string()),
+            ],
+        )
+    }
+
     fn __repr__(&self) -> String {
         format!(
-            "VisionEmbedding(rows={}, num_patches={}, embedding_dim={}, source={:?})",
-            self.matrix.rows, self.num_patches, self.matrix.cols, self.source
+            "VisionEmbedding(rows={}, num_patches={}, embedding_dim={}, source={})",
+            self.matrix.rows,
+            self.num_patches,
+            self.matrix.cols,
+            self.source.as_deref().map_or("None".into(), str_repr)
         )
     }
 }
@@ -142,6 +162,8 @@ impl PyVisionEmbedding {
 #[pyclass(name = "TesseraVision", module = "tessera", frozen)]
 pub struct PyVision {
     inner: Arc<VisionEmbedder>,
+    /// The builder's options as JSON, from which a pickled copy reloads the model.
+    settings: String,
 }
 
 #[pymethods]
@@ -385,23 +407,35 @@ impl PyVision {
         self.inner.model().to_string()
     }
 
+    /// Pickles as the options it was built with: unpickling loads the model again
+    /// (from the cache, or the hub), so embedders travel to worker processes.
+    fn __reduce__<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyAny>, (&'static str, String))> {
+        let restore = py.import("tessera._tessera")?.getattr("_restore")?;
+        Ok((restore, ("vision", self.settings.clone())))
+    }
+
     fn __repr__(&self) -> String {
         format!(
-            "TesseraVision(model={:?}, embedding_dim={}, num_patches={}, image_size={}, device={:?})",
-            self.inner.model(),
+            "TesseraVision(model={}, embedding_dim={}, num_patches={}, image_size={}, device={})",
+            str_repr(self.inner.model()),
             self.inner.embedding_dim(),
             self.inner.num_patches(),
             self.inner.image_size(),
-            self.inner.device().location()
+            device_repr(self.inner.device())
         )
     }
 }
 
 impl PyVision {
     pub fn from_builder(py: Python<'_>, builder: VisionBuilder) -> PyResult<Self> {
+        let settings = builder.to_json()?;
         let inner = detached(py, move || builder.build())?;
         Ok(PyVision {
             inner: Arc::new(inner),
+            settings,
         })
     }
 
