@@ -122,6 +122,89 @@ def available_devices() -> list[str]:
 def list_models(paradigm: str | None = None) -> list[dict[str, Any]]:
     """The model registry, optionally filtered by paradigm."""
 
+# ids:start
+_DenseId = Literal[
+    "Alibaba-NLP/gte-large-en-v1.5",
+    "Alibaba-NLP/gte-multilingual-base",
+    "BAAI/bge-base-en-v1.5",
+    "BAAI/bge-large-en-v1.5",
+    "BAAI/bge-m3",
+    "BAAI/bge-small-en-v1.5",
+    "Qwen/Qwen3-Embedding-0.6B",
+    "Snowflake/snowflake-arctic-embed-l-v2.0",
+    "Snowflake/snowflake-arctic-embed-m-v2.0",
+    "all-minilm-l6-v2",
+    "bge-base-en-v1.5",
+    "bge-large-en-v1.5",
+    "bge-m3",
+    "bge-small-en-v1.5",
+    "embeddinggemma-300m",
+    "google/embeddinggemma-300m",
+    "gte-large-en-v1.5",
+    "gte-multilingual-base",
+    "intfloat/multilingual-e5-large",
+    "jina-embeddings-v2-base-en",
+    "jina-embeddings-v3",
+    "jinaai/jina-embeddings-v2-base-en",
+    "jinaai/jina-embeddings-v3",
+    "modernbert-embed-base",
+    "multilingual-e5-large",
+    "nomic-ai/modernbert-embed-base",
+    "nomic-ai/nomic-embed-text-v1.5",
+    "nomic-embed-text-v1.5",
+    "qwen3-embedding-0.6b",
+    "sentence-transformers/all-MiniLM-L6-v2",
+    "snowflake-arctic-embed-l-v2.0",
+    "snowflake-arctic-embed-m-v2.0",
+]
+_SparseId = Literal[
+    "naver/splade-cocondenser-ensembledistil",
+    "naver/splade-v3",
+    "prithivida/Splade_PP_en_v1",
+    "prithivida/Splade_PP_en_v2",
+    "splade-cocondenser",
+    "splade-pp-en-v1",
+    "splade-pp-en-v2",
+    "splade-v3",
+]
+_MultiVectorId = Literal[
+    "answerdotai/answerai-colbert-small-v1",
+    "colbert-ir/colbertv2.0",
+    "colbert-small",
+    "colbert-v2",
+    "gte-modern-colbert",
+    "jina-colbert-v2",
+    "jinaai/jina-colbert-v2",
+    "lightonai/GTE-ModernColBERT-v1",
+]
+_TimeSeriesId = Literal[
+    "amazon/chronos-bolt-base",
+    "amazon/chronos-bolt-mini",
+    "amazon/chronos-bolt-small",
+    "amazon/chronos-bolt-tiny",
+    "chronos-bolt-base",
+    "chronos-bolt-mini",
+    "chronos-bolt-small",
+    "chronos-bolt-tiny",
+]
+_VisionId = Literal[
+    "colpali-v1.2",
+    "colpali-v1.3-hf",
+    "vidore/colpali-v1.2-merged",
+    "vidore/colpali-v1.3-hf",
+]
+@overload
+def Tessera(model: _DenseId, **options: Any) -> TesseraDense: ...
+@overload
+def Tessera(model: _SparseId, **options: Any) -> TesseraSparse: ...
+@overload
+def Tessera(model: _MultiVectorId, **options: Any) -> TesseraMultiVector: ...
+@overload
+def Tessera(model: _TimeSeriesId, **options: Any) -> TesseraTimeSeries: ...
+@overload
+def Tessera(model: _VisionId, **options: Any) -> TesseraVision: ...
+# ids:end
+@overload
 def Tessera(
     model: _ModelName, **options: Any
 ) -> TesseraDense | TesseraMultiVector | TesseraSparse | TesseraTimeSeries | TesseraVision:

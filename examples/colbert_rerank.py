@@ -19,7 +19,7 @@ PASSAGES = [
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--model", default="colbert-v2")
     parser.add_argument("--query", default="how does late interaction score passages?")
     args = parser.parse_args()

@@ -24,7 +24,7 @@ def seasonal_series(length: int, seed: int = 7) -> np.ndarray:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--model", default="chronos-bolt-small")
     parser.add_argument("--horizon", type=int, default=48)
     parser.add_argument(
@@ -40,10 +40,10 @@ def main() -> None:
     low, median, high = bands[:, 0], bands[:, 1], bands[:, 2]
 
     try:
-        import matplotlib  # type: ignore[import-not-found, unused-ignore]
+        import matplotlib  # type: ignore[import-not-found, unused-ignore]  # pyright: ignore[reportMissingImports]
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # type: ignore[import-not-found, unused-ignore]
+        import matplotlib.pyplot as plt  # type: ignore[import-not-found, unused-ignore]  # pyright: ignore[reportMissingImports]
     except ImportError:
         print(f"{'step':>4}  {'q10':>9}  {'median':>9}  {'q90':>9}")
         for step, (lo, mid, hi) in enumerate(zip(low, median, high), start=1):

@@ -38,7 +38,7 @@ QUERIES = [
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument(
         "--model", default="all-minilm-l6-v2", help="registry id, repo id or directory"
     )

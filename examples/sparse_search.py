@@ -20,7 +20,7 @@ DOCUMENTS = [
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--model", default="splade-v3")
     parser.add_argument("--query", default="how do sparse retrievers expand terms?")
     args = parser.parse_args()

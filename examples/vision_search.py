@@ -27,7 +27,7 @@ def synthetic_pages() -> list[np.ndarray]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--model", default="colpali-v1.3-hf")
     parser.add_argument("--images", nargs="*", default=[])
     parser.add_argument("--pdf", default=None)

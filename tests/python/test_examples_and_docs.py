@@ -45,3 +45,14 @@ def test_readme_model_table_is_in_sync() -> None:
     assert table() in readme, "run scripts/model_table.py --write"
     ids = {m["id"] for m in json.loads((ROOT / "models.json").read_text())["models"]}
     assert all(f"`{i}`" in readme for i in ids)
+
+
+def test_the_factory_overloads_list_every_registry_id() -> None:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        from stub_ids import block
+    finally:
+        sys.path.pop(0)
+    assert block() in (ROOT / "tessera.pyi").read_text(encoding="utf-8"), (
+        "run scripts/stub_ids.py --write"
+    )
