@@ -34,7 +34,7 @@ def block() -> str:
         lines.append(f"{alias} = Literal[")
         lines.extend(f'    "{name}",' for name in names)
         lines.append("]")
-    for paradigm, cls in CLASSES.items():
+    for cls in CLASSES.values():
         alias = f"_{cls[len('Tessera'):]}Id"
         lines += ["@overload", f"def Tessera(model: {alias}, **options: Any) -> {cls}: ..."]
     lines.append(END)
