@@ -193,6 +193,7 @@ _VisionId = Literal[
     "vidore/colpali-v1.2-merged",
     "vidore/colpali-v1.3-hf",
 ]
+
 @overload
 def Tessera(model: _DenseId, **options: Any) -> TesseraDense: ...
 @overload
@@ -203,6 +204,7 @@ def Tessera(model: _MultiVectorId, **options: Any) -> TesseraMultiVector: ...
 def Tessera(model: _TimeSeriesId, **options: Any) -> TesseraTimeSeries: ...
 @overload
 def Tessera(model: _VisionId, **options: Any) -> TesseraVision: ...
+
 # ids:end
 @overload
 def Tessera(

@@ -15,6 +15,7 @@ import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     encode.add_argument("--batch-size", type=int, default=None)
     encode.add_argument(
         "--query", action="store_true", help="encode as queries (prefix / query side)"
+    )
+    encode.add_argument(
+        "--keep-blank",
+        action="store_true",
+        help="embed blank lines of a .txt input too (by default they are skipped)",
     )
     encode.add_argument("--device", default=None)
     encode.set_defaults(run=run_encode)
@@ -125,7 +131,7 @@ def run_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def read_texts(path: Path, field: str) -> list[str]:
+def read_texts(path: Path, field: str, keep_blank: bool = False) -> list[str]:
     if not path.is_file():
         raise FileNotFoundError(f"input file not found: {path}")
     suffix = path.suffix.lower()
@@ -148,7 +154,8 @@ def read_texts(path: Path, field: str) -> list[str]:
                 texts.append(text)
             return texts
         if suffix == ".txt":
-            return [line.rstrip("\n") for line in handle]
+            lines = [line.rstrip("\r\n") for line in handle]
+            return lines if keep_blank else [line for line in lines if line.strip()]
     raise ValueError(f"unsupported input format '{suffix}': use .txt or .jsonl")
 
 
@@ -160,8 +167,12 @@ def atomic_output(path: Path) -> Iterator[Path]:
         raise FileNotFoundError(f"output directory does not exist: {folder}")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=folder)
     os.close(fd)
+    # mkstemp makes the file private (0600); the output gets the mode of any new file.
+    umask = os.umask(0)
+    os.umask(umask)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -174,7 +185,7 @@ def run_encode(args: argparse.Namespace) -> int:
         raise ValueError(f"unsupported output format '{suffix}': use .npy, .npz or .parquet")
     if not (args.output.parent if str(args.output.parent) else Path(".")).is_dir():
         raise FileNotFoundError(f"output directory does not exist: {args.output.parent}")
-    texts = read_texts(args.input, args.field)
+    texts = read_texts(args.input, args.field, args.keep_blank)
     options: dict[str, Any] = {} if args.device is None else {"device": args.device}
     model = tessera.Tessera(args.model, **options)
     arrays = encode_texts(model, texts, args.batch_size, args.query)
@@ -237,7 +248,8 @@ def write_arrays(path: Path, suffix: str, texts: list[str], arrays: dict[str, np
         pq.write_table(table, path)
 
 
-def read_series(path: Path) -> tuple[list[str], list[np.ndarray]]:
+def read_series(path: Path) -> tuple[list[str], list[np.ndarray], list[str] | None]:
+    """Series by column; a first column that is not numeric (dates, times) is the index."""
     if not path.is_file():
         raise FileNotFoundError(f"input file not found: {path}")
     with path.open(newline="", encoding="utf-8") as handle:
@@ -245,6 +257,12 @@ def read_series(path: Path) -> tuple[list[str], list[np.ndarray]]:
     if len(rows) < 2:
         raise ValueError(f"{path}: expected a header row and at least one value row")
     names, values = rows[0], rows[1:]
+    index: list[str] | None = None
+    if names and any(row and row[0].strip() and not _is_number(row[0]) for row in values):
+        index = [row[0].strip() if row else "" for row in values]
+        names, values = names[1:], [row[1:] for row in values]
+    if not names:
+        raise ValueError(f"{path}: no series column besides the index")
     columns: list[list[float]] = [[] for _ in names]
     for number, row in enumerate(values, start=2):
         for column, cell in enumerate(row[: len(names)]):
@@ -256,19 +274,58 @@ def read_series(path: Path) -> tuple[list[str], list[np.ndarray]]:
     series = [np.array(c, dtype=np.float64) for c in columns]
     # leading empty cells of shorter series are padding, not observations
     trimmed = [s[np.argmax(~np.isnan(s)) :] if (~np.isnan(s)).any() else s for s in series]
-    return names, trimmed
+    return names, trimmed, index
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def future_index(index: list[str] | None, steps: int) -> list[str]:
+    """Labels of the forecast steps: the index continued at its regular spacing when it
+    is made of ISO dates / times, else the step numbers 1, 2, ..."""
+    numbers = [str(step + 1) for step in range(steps)]
+    if not index or len(index) < 2:
+        return numbers
+    try:
+        stamps = [datetime.fromisoformat(cell) for cell in index]
+    except ValueError:
+        return numbers
+    spacing = {b - a for a, b in zip(stamps, stamps[1:])}
+    if len(spacing) != 1:
+        return numbers
+    (delta,) = spacing
+    dates_only = all(len(cell) == 10 for cell in index)
+    future = [stamps[-1] + delta * (step + 1) for step in range(steps)]
+    return [f.date().isoformat() if dates_only else f.isoformat() for f in future]
 
 
 def run_forecast(args: argparse.Namespace) -> int:
-    names, series = read_series(args.input)
+    names, series, index = read_series(args.input)
     options: dict[str, Any] = {} if args.device is None else {"device": args.device}
     model = tessera.TesseraTimeSeries(args.model, **options)
-    quantiles = model.forecast_quantiles(series, prediction_length=args.horizon)
-    median = model.forecast(series, prediction_length=args.horizon)
-    levels = model.quantiles()
-    header = ["series", "step", "median", *[f"q{level:g}" for level in levels]]
+    levels = list(model.quantiles())
+    # One model run: the median is the 0.5 level, added to the model's own when missing.
+    wanted = levels if 0.5 in levels else sorted([*levels, 0.5])
+    quantiles = model.forecast_quantiles(
+        series, prediction_length=args.horizon, quantile_levels=wanted
+    )
+    median = quantiles[..., wanted.index(0.5)]
+    shown = [wanted.index(level) for level in levels]
+    labels = future_index(index, median.shape[1])
+    header = [
+        "series",
+        "timestamp" if labels[0] != "1" else "step",
+        "median",
+        *[f"q{level:g}" for level in levels],
+    ]
     rows = [
-        [name, step + 1, f"{median[i, step]:.6g}", *[f"{v:.6g}" for v in quantiles[i, step]]]
+        [name, labels[step], f"{median[i, step]:.6g}"]
+        + [f"{quantiles[i, step, q]:.6g}" for q in shown]
         for i, name in enumerate(names)
         for step in range(median.shape[1])
     ]

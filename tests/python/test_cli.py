@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -31,7 +34,55 @@ def txt(tmp_path: Path) -> Path:
 def test_encode_txt_to_npy_round_trip(tmp_path: Path, txt: Path) -> None:
     out = tmp_path / "out.npy"
     assert main(["encode", "--model", str(DENSE), "--input", str(txt), "--output", str(out)]) == 0
-    np.testing.assert_array_equal(np.load(out), tessera.TesseraDense(DENSE).encode_batch(TEXTS))
+    non_blank = [t for t in TEXTS if t.strip()]
+    np.testing.assert_array_equal(np.load(out), tessera.TesseraDense(DENSE).encode_batch(non_blank))
+    kept = tmp_path / "kept.npy"
+    args = ["encode", "--model", str(DENSE), "--input", str(txt), "--output", str(kept)]
+    assert main([*args, "--keep-blank"]) == 0
+    np.testing.assert_array_equal(np.load(kept), tessera.TesseraDense(DENSE).encode_batch(TEXTS))
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_output_files_honour_the_umask(tmp_path: Path, txt: Path, umask: int) -> None:
+    out = tmp_path / f"out-{umask:o}.npy"
+    previous = os.umask(umask)
+    try:
+        main(["encode", "--model", str(DENSE), "--input", str(txt), "--output", str(out)])
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~umask
+
+
+def test_forecast_keeps_a_date_index_and_runs_the_model_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls: list[str] = []
+    real = tessera.TesseraTimeSeries
+
+    class Counting:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            self.model = real(*args, **kwargs)  # type: ignore[arg-type]
+
+        def __getattr__(self, name: str) -> object:
+            if name.startswith("forecast"):
+                calls.append(name)
+            return getattr(self.model, name)
+
+    monkeypatch.setattr(tessera, "TesseraTimeSeries", Counting)
+    path = tmp_path / "daily.csv"
+    values = 50 + 10 * np.sin(np.arange(40) / 3)
+    lines = ["date,sales"] + [
+        f"2024-01-{day + 1:02d},{v:.3f}" if day < 31 else f"2024-02-{day - 30:02d},{v:.3f}"
+        for day, v in enumerate(values)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    assert main(["forecast", "--model", str(BOLT), "--input", str(path), "--horizon", "3"]) == 0
+    assert calls == ["forecast_quantiles"]
+    rows = list(csv.reader(capsys.readouterr().out.splitlines()))
+    assert rows[0][:3] == ["series", "timestamp", "median"]
+    assert [r[1] for r in rows[1:]] == ["2024-02-10", "2024-02-11", "2024-02-12"]
+    want = real(BOLT).forecast(values, prediction_length=3)[0]
+    np.testing.assert_allclose([float(r[2]) for r in rows[1:]], want, rtol=1e-5)
 
 
 def test_encode_jsonl_to_npz_for_ragged_models(tmp_path: Path) -> None:
