@@ -35,10 +35,10 @@ pip_ensure() {
 }
 
 ensure_build_tools() {
-    pip_ensure maturin numpy || {
+    pip_ensure maturin numpy tqdm || {
         echo "==> installing build tools"
         "$PY" -m pip install --quiet --upgrade pip
-        "$PY" -m pip install --quiet "maturin>=1.14,<2" "numpy>=1.21"
+        "$PY" -m pip install --quiet "maturin>=1.14,<2" "numpy>=1.21" "tqdm>=4.60"
     }
 }
 

@@ -34,10 +34,11 @@ def block() -> str:
         lines.append(f"{alias} = Literal[")
         lines.extend(f'    "{name}",' for name in names)
         lines.append("]")
+    lines.append("")  # ruff's blank line between the aliases and the overloads
     for cls in CLASSES.values():
         alias = f"_{cls[len('Tessera'):]}Id"
         lines += ["@overload", f"def Tessera(model: {alias}, **options: Any) -> {cls}: ..."]
-    lines.append(END)
+    lines += ["", END]
     return "\n".join(lines)
 
 

@@ -10,6 +10,7 @@ mod errors;
 mod factory;
 mod multivector;
 mod outputs;
+mod progress;
 mod quantization;
 mod registry;
 mod repr;

@@ -16,6 +16,7 @@ import tessera
 from tessera import Tessera, TesseraDense
 
 DENSE = golden_cases("dense")
+TINY_FOR_PROGRESS = Path(__file__).resolve().parents[1] / "fixtures/golden/dense/tiny_bge_cls/model"
 
 
 @pytest.fixture(scope="module", params=DENSE, ids=lambda c: c.name)
@@ -254,3 +255,24 @@ def test_list_models_registry() -> None:
         "vision",
         "timeseries",
     }
+
+
+def test_progress_goes_through_tqdm_and_ends_the_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = f"""
+import tessera
+model = tessera.TesseraDense({str(TINY_FOR_PROGRESS)!r})
+model.encode_batch(["a text"] * 50, batch_size=10, show_progress=True)
+model.encode(["a text"] * 20, batch_size=5, show_progress_bar=True)
+model.encode_batch(["quiet"] * 20, batch_size=5)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.replace("\r", "\n").splitlines()
+    assert any("encoding" in line and "100%" in line and "50/50" in line for line in lines)
+    assert any("20/20" in line for line in lines)
+    assert done.stderr.endswith("\n")
+    # tqdm drew them: its "it/s" style rate, and nothing for the call without progress
+    assert "item/s" in done.stderr and "quiet" not in done.stderr

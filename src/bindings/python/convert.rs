@@ -43,7 +43,9 @@ where
             let slot = &mut outcome;
             scope.spawn(move |_| {
                 let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    crate::interrupt::with_cancel(flag, work)
+                    crate::progress::with_reporter(super::progress::tqdm_reporters(), || {
+                        crate::interrupt::with_cancel(flag, work)
+                    })
                 }));
                 *slot = Some(result);
                 let _ = done.send(());
