@@ -19,7 +19,7 @@ BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(encod
 # What a block names -> what it runs on here.
 SWAPS = {
     '"all-minilm-l6-v2"': repr(str(REAL / "dense" / "minilm_real" / "model")),
-    '"bge-small-en-v1.5"': repr(str(GOLDEN / "dense" / "tiny_bge_cls" / "model")),
+    '"nomic-embed-text-v1.5"': repr(str(GOLDEN / "dense" / "tiny_nomic_mean" / "model")),
     '"bge-base-en-v1.5"': repr(str(GOLDEN / "dense" / "tiny_bge_cls" / "model")),
     '"colbert-v2"': repr(str(GOLDEN / "multivector" / "tiny_colbert_stanford" / "model")),
     '"splade-v3"': repr(str(GOLDEN / "sparse" / "tiny_splade" / "model")),
@@ -27,6 +27,7 @@ SWAPS = {
     '"colpali-v1.3-hf"': repr(str(GOLDEN / "vision" / "colpali_tiny_img84_p14" / "model")),
     # the tiny models are 32 wide with 128 positions
     "dimension=256": "dimension=16",
+    "truncate_dim=64": "truncate_dim=8",
     ".max_length(256)": ".max_length(64)",
 }
 
