@@ -18,6 +18,7 @@ EXAMPLES = {
     "sparse_search.py": GOLDEN / "sparse" / "tiny_splade" / "model",
     "forecast.py": GOLDEN / "timeseries" / "bolt_tiny_ctx128_p16" / "model",
     "vision_search.py": GOLDEN / "vision" / "colpali_tiny_img84_p14" / "model",
+    "ray_embed.py": GOLDEN / "dense" / "tiny_bge_cls" / "model",
 }
 
 
