@@ -71,7 +71,7 @@ class TesseraEmbedder:
                 frame[name] = list(column) if column.ndim > 1 or column.dtype == object else column
             return frame
         if module == "pyarrow":
-            import pyarrow as pa
+            import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
 
             table = batch
             outputs = self._outputs(table.column(self.input_column).to_pylist())
@@ -88,12 +88,11 @@ class TesseraEmbedder:
         model, name, options = self.model, self.output_column, self.encode_options
         if isinstance(model, tessera.TesseraDense):
             texts = [str(t) for t in inputs]
-            encode = {
-                None: model.encode_batch,
-                "query": model.encode_query,
-                "document": model.encode_document,
-            }[self.side]
-            return {name: np.asarray(encode(texts, **options))}
+            if self.side == "query":
+                return {name: np.asarray(model.encode_query(texts, **options))}
+            if self.side == "document":
+                return {name: np.asarray(model.encode_document(texts, **options))}
+            return {name: np.asarray(model.encode_batch(texts, **options))}
         if isinstance(model, tessera.TesseraSparse):
             texts = [str(t) for t in inputs]
             vectors = model.encode_batch(texts, **options)

@@ -417,6 +417,11 @@ impl PyMultiVector {
         self.inner.document_length()
     }
 
+    /// The most tokens a document keeps (the shared name of `document_length()`).
+    fn max_length(&self) -> usize {
+        self.inner.document_length()
+    }
+
     fn quantization(&self) -> PyQuantizationConfig {
         PyQuantizationConfig {
             inner: self.inner.quantization(),
@@ -456,6 +461,7 @@ impl PyMultiVector {
         })
     }
 
+    /// One text's matrix, or a list of matrices for a list of texts.
     fn encode_one<'py>(
         &self,
         py: Python<'py>,
@@ -463,6 +469,11 @@ impl PyMultiVector {
         is_query: bool,
         output: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
+        if !text.is_instance_of::<pyo3::types::PyString>() {
+            return Ok(self
+                .encode_batch(py, text, is_query, None, false, output)?
+                .into_any());
+        }
         let objects = output_is_object(output)?;
         let text = text_arg(text, "text")?;
         let model = Arc::clone(&self.inner);

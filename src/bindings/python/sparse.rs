@@ -295,13 +295,18 @@ impl PySparse {
         PySparseBuilder::fresh()
     }
 
-    /// Embeds one text.
-    #[pyo3(signature = (text))]
-    fn encode(&self, py: Python<'_>, text: &Bound<'_, PyAny>) -> PyResult<PySparseEmbedding> {
-        let text = text_arg(text, "text")?;
-        let model = Arc::clone(&self.inner);
-        let vector = detached(py, move || model.encode(&text))?;
-        PySparseEmbedding::wrap(py, vector, Some(Arc::clone(&self.inner)))
+    /// Embeds a text (a `SparseEmbedding`) or a list of texts (a list of them), with no
+    /// prompt.
+    #[pyo3(signature = (text, *, batch_size=None, show_progress=false))]
+    fn encode<'py>(
+        &self,
+        py: Python<'py>,
+        text: &Bound<'py, PyAny>,
+        batch_size: Option<Count>,
+        show_progress: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let batch_size = batch_size.map(Count::get);
+        self.one_or_many(py, text, batch_size, show_progress, Side::Plain)
     }
 
     /// Embeds many texts: a list of `SparseEmbedding`.
@@ -421,6 +426,11 @@ impl PySparse {
 
     fn max_length(&self) -> usize {
         self.inner.max_length()
+    }
+
+    /// Length of the vectors: the vocabulary size (the shared name of `vocab_size()`).
+    fn dimension(&self) -> usize {
+        self.inner.vocab_size()
     }
 
     /// Token ids of a text as the model sees it.

@@ -138,6 +138,17 @@ impl PyTimeSeries {
         self.inner.context_length()
     }
 
+    /// The shared name of `context_length()`: the longest input the model reads.
+    fn max_length(&self) -> usize {
+        self.inner.context_length()
+    }
+
+    /// The shared name of `embed`: encoder embeddings, `loc` and `scale` of the series.
+    #[pyo3(signature = (context))]
+    fn encode<'py>(&self, py: Python<'py>, context: &Bound<'py, PyAny>) -> PyResult<Embedded<'py>> {
+        self.embed(py, context)
+    }
+
     /// The quantile levels the model predicts.
     fn quantiles(&self) -> Vec<f32> {
         self.inner.quantiles()

@@ -300,16 +300,75 @@ impl PyVision {
     }
 
     /// A query's token matrix `(num_tokens, dim)`.
-    #[pyo3(signature = (text))]
+    /// A query's token matrix, or a list of them for a list of queries.
+    #[pyo3(signature = (text, *, batch_size=None, show_progress=false))]
     fn encode_query<'py>(
         &self,
         py: Python<'py>,
         text: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        batch_size: Option<Count>,
+        show_progress: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if !text.is_instance_of::<PyString>() {
+            return Ok(self
+                .encode_queries(py, text, batch_size, show_progress)?
+                .into_any());
+        }
         let text = text_arg(text, "text")?;
         let model = Arc::clone(&self.inner);
         let matrix = detached(py, move || model.encode_query(&text))?;
-        matrix_to_numpy(py, matrix)
+        Ok(matrix_to_numpy(py, matrix)?.into_any())
+    }
+
+    /// The shared verb: a page (`VisionEmbedding`) or a list of pages (a list of them).
+    #[pyo3(signature = (image, *, batch_size=None, show_progress=false))]
+    fn encode<'py>(
+        &self,
+        py: Python<'py>,
+        image: &Bound<'py, PyAny>,
+        batch_size: Option<Count>,
+        show_progress: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let many = image.is_instance_of::<pyo3::types::PyList>()
+            || image.is_instance_of::<pyo3::types::PyTuple>();
+        if many {
+            let pages = self.encode_documents(py, image, batch_size, show_progress)?;
+            return Ok(pyo3::types::PyList::new(py, pages)?.into_any());
+        }
+        Ok(Bound::new(py, self.encode_document(py, image)?)?.into_any())
+    }
+
+    /// The shared name of `encode_documents`.
+    #[pyo3(signature = (images, *, batch_size=None, show_progress=false))]
+    fn encode_batch(
+        &self,
+        py: Python<'_>,
+        images: &Bound<'_, PyAny>,
+        batch_size: Option<Count>,
+        show_progress: bool,
+    ) -> PyResult<Vec<PyVisionEmbedding>> {
+        self.encode_documents(py, images, batch_size, show_progress)
+    }
+
+    /// The shared name of `search`: MaxSim of a query against a page.
+    #[pyo3(signature = (query, document))]
+    fn similarity(
+        &self,
+        py: Python<'_>,
+        query: &Bound<'_, PyAny>,
+        document: &Bound<'_, PyAny>,
+    ) -> PyResult<f32> {
+        self.search(py, query, document)
+    }
+
+    /// The shared name of `embedding_dim()`.
+    fn dimension(&self) -> usize {
+        self.inner.embedding_dim()
+    }
+
+    /// The most query tokens kept (longer queries are cut).
+    fn max_length(&self) -> usize {
+        crate::paradigms::vision::QUERY_MAX_TOKENS
     }
 
     /// Token matrices of many queries.

@@ -1,0 +1,70 @@
+"""One vocabulary across the five classes: the same verb for the same act, list inputs
+wherever a batch makes sense, and each shared name agreeing with the paradigm's own."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import GOLDEN
+
+from tessera import (
+    TesseraDense,
+    TesseraMultiVector,
+    TesseraSparse,
+    TesseraTimeSeries,
+    TesseraVision,
+)
+
+DENSE = TesseraDense(GOLDEN / "dense" / "tiny_bge_cls" / "model")
+SPARSE = TesseraSparse(GOLDEN / "sparse" / "tiny_splade" / "model")
+COLBERT = TesseraMultiVector(GOLDEN / "multivector" / "tiny_colbert_pylate" / "model")
+VISION = TesseraVision(GOLDEN / "vision" / "colpali_tiny_img84_p14" / "model")
+SERIES = TesseraTimeSeries(GOLDEN / "timeseries" / "bolt_tiny_ctx128_p16" / "model")
+PAGES = GOLDEN / "vision" / "colpali_tiny_img84_p14" / "inputs"
+TEXTS = ["late interaction", "learned sparse retrieval", "one more text"]
+
+
+@pytest.mark.parametrize("model", [DENSE, SPARSE, COLBERT, VISION, SERIES], ids=type)
+def test_every_class_speaks_the_shared_verbs(model: object) -> None:
+    for name in ("encode", "dimension" if model is not SERIES else "model", "max_length"):
+        assert callable(getattr(model, name)), name
+    if model is not SERIES:
+        for name in ("encode_batch", "encode_query", "encode_document", "similarity"):
+            assert callable(getattr(model, name)), name
+
+
+def test_shared_names_agree_with_the_paradigms_own() -> None:
+    assert SPARSE.dimension() == SPARSE.vocab_size()
+    assert COLBERT.max_length() == COLBERT.document_length()
+    assert VISION.dimension() == VISION.encode_query("q").shape[1]
+    assert SERIES.max_length() == SERIES.context_length()
+    series = np.sin(np.arange(60.0))
+    for got, want in zip(SERIES.encode(series), SERIES.embed(series)):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_text_classes_take_a_list_wherever_they_take_a_text() -> None:
+    listed = SPARSE.encode(TEXTS)
+    assert isinstance(listed, list) and len(listed) == len(TEXTS)
+    alone = SPARSE.encode(TEXTS[1])
+    np.testing.assert_allclose(listed[1].to_dense(), alone.to_dense(), atol=1e-5)
+    for method in (COLBERT.encode, COLBERT.encode_query, COLBERT.encode_document):
+        matrices = method(TEXTS)
+        assert isinstance(matrices, list) and len(matrices) == len(TEXTS)
+        np.testing.assert_allclose(matrices[2], method(TEXTS[2]), atol=1e-6)
+    queries = VISION.encode_query(TEXTS)
+    assert isinstance(queries, list)
+    np.testing.assert_allclose(queries[0], VISION.encode_query(TEXTS[0]), atol=1e-6)
+
+
+def test_vision_encodes_pages_with_the_shared_verbs() -> None:
+    paths = [str(PAGES / "doc_rgb.png"), str(PAGES / "gray.png")]
+    pages = VISION.encode(paths)
+    assert isinstance(pages, list) and len(pages) == 2
+    one = VISION.encode(paths[0])
+    np.testing.assert_allclose(np.asarray(one), np.asarray(pages[0]), atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(VISION.encode_batch(paths)[1]), np.asarray(pages[1]), atol=1e-6
+    )
+    query = VISION.encode_query("a document page")
+    assert VISION.similarity(query, one) == pytest.approx(VISION.search(query, one))
