@@ -43,11 +43,11 @@ ensure_build_tools() {
 }
 
 ensure_test_tools() {
-    pip_ensure pytest hypothesis mypy ruff scipy PIL basedpyright pypdfium2 ray pyarrow || {
+    pip_ensure pytest hypothesis mypy ruff scipy PIL basedpyright pypdfium2 ray pyarrow auditwheel || {
         echo "==> installing test tools"
         "$PY" -m pip install --quiet "pytest>=8" "hypothesis>=6" "mypy>=1.10" "ruff>=0.5" \
             "scipy>=1.9" "pillow>=10" "basedpyright>=1.20" "pypdfium2>=4" "ray[data]>=2.9" \
-            "pyarrow>=12"
+            "pyarrow>=12" "auditwheel>=6"
     }
 }
 

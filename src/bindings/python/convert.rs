@@ -125,8 +125,8 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Count {
 /// `TokenizationError` naming its position: Tessera does not guess a replacement.
 pub fn text_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<String> {
     match value.cast::<PyString>() {
-        Ok(s) => match s.to_str() {
-            Ok(text) => Ok(text.to_owned()),
+        Ok(s) => match s.to_cow() {
+            Ok(text) => Ok(text.into_owned()),
             Err(err) => Err(invalid_unicode(value.py(), &err, name)),
         },
         Err(_) => Err(PyTypeError::new_err(format!(
@@ -195,12 +195,12 @@ pub fn texts_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<String>> 
 /// A model argument: a registry id, a repo id, or a path (`str` or `os.PathLike`).
 pub fn model_arg(value: &Bound<'_, PyAny>) -> PyResult<String> {
     if let Ok(s) = value.cast::<PyString>() {
-        return Ok(s.to_str()?.to_owned());
+        return Ok(s.to_cow()?.into_owned());
     }
     let os = value.py().import("os")?;
     match os.call_method1("fspath", (value,)) {
         Ok(path) => match path.cast::<PyString>() {
-            Ok(s) => Ok(s.to_str()?.to_owned()),
+            Ok(s) => Ok(s.to_cow()?.into_owned()),
             Err(_) => Err(PyTypeError::new_err(
                 "model path must be a text path, not bytes",
             )),
@@ -216,14 +216,14 @@ pub fn model_arg(value: &Bound<'_, PyAny>) -> PyResult<String> {
 /// A file path argument (`str` or `os.PathLike`), with a TypeError naming `name`.
 pub fn path_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<String> {
     if let Ok(s) = value.cast::<PyString>() {
-        return Ok(s.to_str()?.to_owned());
+        return Ok(s.to_cow()?.into_owned());
     }
     let os = value.py().import("os")?;
     match os
         .call_method1("fspath", (value,))
         .map(|p| p.cast_into::<PyString>())
     {
-        Ok(Ok(path)) => Ok(path.to_str()?.to_owned()),
+        Ok(Ok(path)) => Ok(path.to_cow()?.into_owned()),
         _ => Err(PyTypeError::new_err(format!(
             "{name} must be a str or a pathlib.Path, not {}",
             type_name(value)

@@ -120,7 +120,7 @@ pub fn device_arg(value: Option<&Bound<'_, PyAny>>) -> PyResult<Device> {
         return Ok(device.get().inner);
     }
     if let Ok(name) = value.cast::<PyString>() {
-        return Ok(Device::parse(name.to_str()?)?);
+        return Ok(Device::parse(&name.to_cow()?)?);
     }
     Err(PyTypeError::new_err(format!(
         "device must be a tessera.Device or a str such as 'cpu', 'cuda:0', 'metal' or 'auto', not {}",

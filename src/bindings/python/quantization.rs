@@ -101,7 +101,7 @@ pub fn quantization_arg(value: &Bound<'_, PyAny>) -> PyResult<QuantizationConfig
         return Ok(config.get().inner);
     }
     if let Ok(name) = value.cast::<PyString>() {
-        return Ok(QuantizationConfig::parse(name.to_str()?)?);
+        return Ok(QuantizationConfig::parse(&name.to_cow()?)?);
     }
     Err(PyTypeError::new_err(format!(
         "quantization must be a tessera.QuantizationConfig or one of 'none', 'binary', 'int8', 'int4', not {}",

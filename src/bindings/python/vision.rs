@@ -547,7 +547,7 @@ fn document_matrix(value: &Bound<'_, PyAny>, name: &str) -> PyResult<Matrix> {
 /// An image argument: a path, bytes, a uint8 array or an array-interface object.
 fn image_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<ImageInput> {
     if let Ok(s) = value.cast::<PyString>() {
-        return Ok(ImageInput::Path(PathBuf::from(s.to_str()?)));
+        return Ok(ImageInput::Path(PathBuf::from(s.to_cow()?.into_owned())));
     }
     if let Ok(bytes) = value.cast::<PyBytes>() {
         return Ok(ImageInput::Bytes(bytes.as_bytes().to_vec()));

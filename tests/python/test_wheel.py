@@ -1,0 +1,72 @@
+"""The wheel scripts/wheel builds: one stable-ABI wheel for CPython 3.9+, manylinux2014,
+stripped, that installs into a fresh virtual environment and runs."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from conftest import GOLDEN
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def wheel() -> Path:
+    wheels = sorted((ROOT / "dist").glob("tessera_embeddings-*.whl"))
+    assert wheels, "no wheel in dist/: run scripts/wheel (scripts/test does)"
+    return wheels[-1]
+
+
+def test_one_abi3_wheel_for_manylinux2014(wheel: Path) -> None:
+    assert "-cp39-abi3-" in wheel.name
+    assert "manylinux_2_17_x86_64" in wheel.name or "manylinux2014_x86_64" in wheel.name
+    auditwheel = shutil.which("auditwheel") or str(Path(sys.executable).parent / "auditwheel")
+    shown = subprocess.run([auditwheel, "show", str(wheel)], capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    assert "manylinux_2_17_x86_64" in shown.stdout.replace("\n", " ")
+
+
+def test_the_extension_is_stripped(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as archive:
+        (name,) = [n for n in archive.namelist() if n.endswith(".so")]
+        data = archive.read(name)
+        names = archive.namelist()
+    assert b".symtab" not in data and b".debug_info" not in data
+    assert name.endswith(".abi3.so")
+    assert any(n.endswith("tessera/py.typed") for n in names)
+    assert any(n.endswith("tessera/__init__.pyi") for n in names)
+    assert any(n.endswith("/licenses/LICENSE") or n.endswith("LICENSE") for n in names)
+
+
+def test_the_wheel_installs_into_a_fresh_venv_and_runs(wheel: Path, tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    install = subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert install.returncode == 0, install.stderr
+    model = GOLDEN / "dense" / "tiny_bge_cls" / "model"
+    run = subprocess.run(
+        [
+            str(python),
+            "-c",
+            f"import tessera; print(tessera.__file__); "
+            f"print(tessera.TesseraDense({str(model)!r}).encode('a wheel').shape)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stderr
+    location, shape = run.stdout.split()
+    assert str(venv) in location and shape == "(32,)"
