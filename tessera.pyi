@@ -410,11 +410,23 @@ class TesseraSparse:
     def builder() -> TesseraSparseBuilder: ...
     @overload
     def encode(  # type: ignore[overload-overlap]
-        self, text: str, *, batch_size: int | None = None, show_progress: bool = False
+        self,
+        text: str,
+        *,
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        show_progress_bar: bool | None = None,
+        prompt: str | None = None,
     ) -> SparseEmbedding: ...
     @overload
     def encode(
-        self, text: Sequence[str], *, batch_size: int | None = None, show_progress: bool = False
+        self,
+        text: Sequence[str],
+        *,
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        show_progress_bar: bool | None = None,
+        prompt: str | None = None,
     ) -> list[SparseEmbedding]: ...
     def dimension(self) -> int: ...
     def encode_batch(
@@ -632,12 +644,37 @@ class TesseraMultiVector:
     @staticmethod
     def builder() -> TesseraMultiVectorBuilder: ...
     @overload
-    def encode(self, text: str, *, output: Literal["array"] = "array") -> _F32Matrix: ...  # type: ignore[overload-overlap]
+    def encode(  # type: ignore[overload-overlap]
+        self,
+        text: str,
+        *,
+        output: Literal["array"] = "array",
+        is_query: bool = False,
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        show_progress_bar: bool | None = None,
+    ) -> _F32Matrix: ...
     @overload
-    def encode(self, text: str, *, output: Literal["object"]) -> TokenEmbeddings: ...  # type: ignore[overload-overlap]
+    def encode(  # type: ignore[overload-overlap]
+        self,
+        text: str,
+        *,
+        output: Literal["object"],
+        is_query: bool = False,
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        show_progress_bar: bool | None = None,
+    ) -> TokenEmbeddings: ...
     @overload
     def encode(
-        self, text: Sequence[str], *, output: Literal["array"] = "array"
+        self,
+        text: Sequence[str],
+        *,
+        output: Literal["array"] = "array",
+        is_query: bool = False,
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        show_progress_bar: bool | None = None,
     ) -> list[_F32Matrix]: ...
     @overload
     def encode(

@@ -68,3 +68,16 @@ def test_vision_encodes_pages_with_the_shared_verbs() -> None:
     )
     query = VISION.encode_query("a document page")
     assert VISION.similarity(query, one) == pytest.approx(VISION.search(query, one))
+
+
+def test_sparse_and_colbert_take_their_references_keywords() -> None:
+    # SparseEncoder.encode(..., prompt=...): the prompt string before every text.
+    prompted = SPARSE.encode(TEXTS, prompt="query: ", show_progress_bar=False)
+    by_hand = SPARSE.encode_batch([f"query: {t}" for t in TEXTS])
+    for got, want in zip(prompted, by_hand):
+        np.testing.assert_allclose(got.to_dense(), want.to_dense(), atol=1e-5)
+    # PyLate's ColBERT.encode(..., is_query=...): the query side with its expansion.
+    queries = COLBERT.encode(TEXTS, is_query=True, batch_size=2)
+    for got, text in zip(queries, TEXTS):
+        np.testing.assert_allclose(got, COLBERT.encode_query(text), atol=1e-6)
+    assert COLBERT.encode(TEXTS[0], is_query=True).shape == COLBERT.encode_query(TEXTS[0]).shape

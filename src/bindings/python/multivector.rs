@@ -244,14 +244,25 @@ impl PyMultiVector {
 
     /// A document's token matrix `(num_tokens, dim)`; `output="object"` gives a
     /// `TokenEmbeddings` with the token strings.
-    #[pyo3(signature = (text, *, output="array"))]
+    #[pyo3(signature = (text, *, output="array", is_query=false, batch_size=None, show_progress=false, show_progress_bar=None))]
+    #[allow(clippy::too_many_arguments)] // PyLate's keywords beside the shared ones
     fn encode<'py>(
         &self,
         py: Python<'py>,
         text: &Bound<'py, PyAny>,
         output: &str,
+        is_query: bool,
+        batch_size: Option<Count>,
+        show_progress: bool,
+        show_progress_bar: Option<bool>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.encode_one(py, text, false, output)
+        let show = show_progress || show_progress_bar == Some(true);
+        if text.is_instance_of::<pyo3::types::PyString>() {
+            return self.encode_one(py, text, is_query, output);
+        }
+        Ok(self
+            .encode_batch(py, text, is_query, batch_size, show, output)?
+            .into_any())
     }
 
     /// A query's token matrix `(query_length, dim)`, expansion rows included.

@@ -296,17 +296,22 @@ impl PySparse {
     }
 
     /// Embeds a text (a `SparseEmbedding`) or a list of texts (a list of them), with no
-    /// prompt.
-    #[pyo3(signature = (text, *, batch_size=None, show_progress=false))]
+    /// prompt unless `prompt` is given (sentence-transformers' `SparseEncoder.encode`
+    /// keywords: `prompt`, `show_progress_bar`).
+    #[pyo3(signature = (text, *, batch_size=None, show_progress=false, show_progress_bar=None, prompt=None))]
     fn encode<'py>(
         &self,
         py: Python<'py>,
         text: &Bound<'py, PyAny>,
         batch_size: Option<Count>,
         show_progress: bool,
+        show_progress_bar: Option<bool>,
+        prompt: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let batch_size = batch_size.map(Count::get);
-        self.one_or_many(py, text, batch_size, show_progress, Side::Plain)
+        let show = show_progress || show_progress_bar == Some(true);
+        let side = prompt.map_or(Side::Plain, Side::Prompt);
+        self.one_or_many(py, text, batch_size, show, side)
     }
 
     /// Embeds many texts: a list of `SparseEmbedding`.
@@ -464,11 +469,13 @@ impl PySparse {
     }
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum Side {
     Plain,
     Query,
     Document,
+    /// An explicit prompt before every text.
+    Prompt(String),
 }
 
 impl PySparse {
@@ -501,6 +508,12 @@ impl PySparse {
                 Side::Plain => model.encode_batch(&refs, &options),
                 Side::Query => model.encode_queries(&refs, &options),
                 Side::Document => model.encode_documents(&refs, &options),
+                Side::Prompt(prompt) => {
+                    let prompted: Vec<String> =
+                        refs.iter().map(|t| format!("{prompt}{t}")).collect();
+                    let refs: Vec<&str> = prompted.iter().map(String::as_str).collect();
+                    model.encode_batch(&refs, &options)
+                }
             }
         })
     }
