@@ -34,7 +34,8 @@ def test_every_class_speaks_the_shared_verbs(model: object) -> None:
 
 
 def test_shared_names_agree_with_the_paradigms_own() -> None:
-    assert SPARSE.dimension() == SPARSE.vocab_size()
+    assert SPARSE.dimension() == SPARSE.vocab_size() == SPARSE.get_sentence_embedding_dimension()
+    assert COLBERT.get_sentence_embedding_dimension() == COLBERT.dimension()
     assert COLBERT.max_length() == COLBERT.document_length()
     assert VISION.dimension() == VISION.encode_query("q").shape[1]
     assert SERIES.max_length() == SERIES.context_length()

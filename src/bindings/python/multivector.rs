@@ -428,6 +428,11 @@ impl PyMultiVector {
         self.inner.document_length()
     }
 
+    /// sentence-transformers' name for `dimension()` (the width of every token row).
+    fn get_sentence_embedding_dimension(&self) -> usize {
+        self.inner.dimension()
+    }
+
     /// The most tokens a document keeps (the shared name of `document_length()`).
     fn max_length(&self) -> usize {
         self.inner.document_length()

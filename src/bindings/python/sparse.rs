@@ -438,6 +438,11 @@ impl PySparse {
         self.inner.vocab_size()
     }
 
+    /// sentence-transformers' name for `dimension()`.
+    fn get_sentence_embedding_dimension(&self) -> usize {
+        self.inner.vocab_size()
+    }
+
     /// Token ids of a text as the model sees it.
     #[pyo3(signature = (text))]
     fn tokenize(&self, text: &Bound<'_, PyAny>) -> PyResult<Vec<u32>> {
