@@ -501,12 +501,20 @@ class TesseraTimeSeries:
     ) -> TesseraTimeSeries: ...
     @staticmethod
     def builder() -> TesseraTimeSeriesBuilder: ...
-    def forecast(self, context: _Context, prediction_length: int | None = None) -> _F32Matrix: ...
+    def forecast(
+        self,
+        context: _Context,
+        prediction_length: int | None = None,
+        *,
+        show_progress: bool = False,
+    ) -> _F32Matrix: ...
     def forecast_quantiles(
         self,
         context: _Context,
         prediction_length: int | None = None,
         quantile_levels: Sequence[float] | None = None,
+        *,
+        show_progress: bool = False,
     ) -> npt.NDArray[np.float32]: ...
     def embed(
         self, context: _Context

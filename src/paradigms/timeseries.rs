@@ -19,6 +19,7 @@ use crate::models::chronos_bolt::{ChronosBolt, Config};
 use crate::paradigms::common::{
     check_common, common_builder_setters, resolve_model, DEFAULT_BATCH_SIZE,
 };
+use crate::progress::Progress;
 use crate::registry::Paradigm;
 use crate::text::length_sorted_batches;
 
@@ -200,8 +201,18 @@ impl TimeSeriesForecaster {
         series: &[S],
         prediction_length: Option<usize>,
     ) -> Result<Matrix> {
+        self.forecast_with(series, prediction_length, false)
+    }
+
+    /// [`forecast`](Self::forecast), with a progress bar when `show_progress`.
+    pub fn forecast_with<S: AsRef<[f32]>>(
+        &self,
+        series: &[S],
+        prediction_length: Option<usize>,
+        show_progress: bool,
+    ) -> Result<Matrix> {
         let horizon = self.horizon(prediction_length)?;
-        let raw = self.predict(series, horizon)?;
+        let raw = self.predict(series, horizon, show_progress)?;
         let values = match self.level_index(0.5) {
             Some(median) => column(&raw, series.len(), horizon, self.levels.len(), median),
             // No 0.5 among the training levels: interpolate as `forecast_quantiles` would.
@@ -224,11 +235,23 @@ impl TimeSeriesForecaster {
         prediction_length: Option<usize>,
         quantile_levels: Option<&[f32]>,
     ) -> Result<Forecast> {
+        self.forecast_quantiles_with(series, prediction_length, quantile_levels, false)
+    }
+
+    /// [`forecast_quantiles`](Self::forecast_quantiles), with a progress bar when
+    /// `show_progress`.
+    pub fn forecast_quantiles_with<S: AsRef<[f32]>>(
+        &self,
+        series: &[S],
+        prediction_length: Option<usize>,
+        quantile_levels: Option<&[f32]>,
+        show_progress: bool,
+    ) -> Result<Forecast> {
         let horizon = self.horizon(prediction_length)?;
         if let Some(levels) = quantile_levels {
             check_quantile_levels(levels)?;
         }
-        let raw = self.predict(series, horizon)?;
+        let raw = self.predict(series, horizon, show_progress)?;
         let batch = series.len();
         let nq = self.levels.len();
         let (values, levels) = match quantile_levels {
@@ -304,7 +327,12 @@ impl TimeSeriesForecaster {
     /// `ChronosBoltPipeline.predict`: `(series, Q, horizon)` row-major. Series run in
     /// length-sorted batches; rows are independent, so the batching does not change results
     /// beyond float noise.
-    fn predict<S: AsRef<[f32]>>(&self, series: &[S], horizon: usize) -> Result<Vec<f32>> {
+    fn predict<S: AsRef<[f32]>>(
+        &self,
+        series: &[S],
+        horizon: usize,
+        show_progress: bool,
+    ) -> Result<Vec<f32>> {
         check_series(series)?;
         let nq = self.levels.len();
         let context_length = self.context_length();
@@ -319,6 +347,7 @@ impl TimeSeriesForecaster {
         let common_width = (config.input_patch_stride != config.input_patch_size)
             .then(|| lengths.iter().copied().max().unwrap_or(0));
         let mut out = zeroed(series.len(), nq * horizon, "forecasts")?;
+        let progress = Progress::new(series.len(), "forecasting", show_progress);
         for batch in length_sorted_batches(&lengths, self.batch_size) {
             crate::interrupt::checkpoint()?;
             let width = common_width
@@ -329,6 +358,7 @@ impl TimeSeriesForecaster {
             for (&index, values) in batch.iter().zip(forecasts.chunks(per_series)) {
                 out[index * per_series..(index + 1) * per_series].copy_from_slice(values);
             }
+            progress.advance(batch.len());
         }
         if let Some(row) = out
             .chunks(nq * horizon)

@@ -174,3 +174,24 @@ def test_batch_rows_equal_single_series(tiny: TesseraTimeSeries) -> None:
         np.testing.assert_allclose(
             tiny.forecast_quantiles(series, prediction_length=20)[0], row, atol=1e-4
         )
+
+
+def test_a_long_forecast_shows_its_progress_through_tqdm() -> None:
+    import subprocess
+    import sys
+
+    model_dir = ROOTS[0] / "model"
+    code = f"""
+import numpy as np, tessera
+model = tessera.TesseraTimeSeries({str(model_dir)!r}, batch_size=4)
+series = [np.sin(np.arange(40.0) + i) for i in range(12)]
+model.forecast(series, show_progress=True)
+model.forecast_quantiles(series, show_progress=True)
+model.forecast(series)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.replace("\r", "\n").splitlines()
+    finished = [line for line in lines if "forecasting" in line and "12/12" in line]
+    assert len({line.split("|")[0] for line in finished}) >= 1 and done.stderr.endswith("\n")
+    assert sum("100%" in line and "forecasting" in line for line in lines) >= 2

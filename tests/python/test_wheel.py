@@ -1,5 +1,7 @@
-"""The wheel scripts/wheel builds: one stable-ABI wheel for CPython 3.9+, manylinux2014,
-stripped, that installs into a fresh virtual environment and runs."""
+"""The wheels scripts/wheel builds: one stable-ABI wheel for CPython 3.9+ per platform
+(Linux x86_64 and aarch64), manylinux2014, stripped; the x86_64 one installs into a fresh
+virtual environment and runs (the aarch64 one is checked as a file: this machine cannot
+run it)."""
 
 from __future__ import annotations
 
@@ -15,27 +17,37 @@ from conftest import GOLDEN
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def wheel() -> Path:
-    wheels = sorted((ROOT / "dist").glob("tessera_embeddings-*.whl"))
-    assert wheels, "no wheel in dist/: run scripts/wheel (scripts/test does)"
+ARCHES = {"x86_64": 62, "aarch64": 183}  # ELF e_machine
+
+
+def built_wheel(arch: str) -> Path:
+    wheels = sorted((ROOT / "dist").glob(f"tessera_embeddings-*-cp39-abi3-*{arch}*.whl"))
+    assert wheels, f"no {arch} wheel in dist/: run scripts/wheel (scripts/test does)"
     return wheels[-1]
 
 
-def test_one_abi3_wheel_for_manylinux2014(wheel: Path) -> None:
-    assert "-cp39-abi3-" in wheel.name
-    assert "manylinux_2_17_x86_64" in wheel.name or "manylinux2014_x86_64" in wheel.name
+@pytest.fixture(scope="module")
+def wheel() -> Path:
+    return built_wheel("x86_64")
+
+
+@pytest.mark.parametrize("arch", list(ARCHES))
+def test_one_abi3_wheel_per_platform_for_manylinux2014(arch: str) -> None:
+    wheel = built_wheel(arch)
+    assert f"manylinux_2_17_{arch}" in wheel.name or f"manylinux2014_{arch}" in wheel.name
     auditwheel = shutil.which("auditwheel") or str(Path(sys.executable).parent / "auditwheel")
     shown = subprocess.run([auditwheel, "show", str(wheel)], capture_output=True, text=True)
     assert shown.returncode == 0, shown.stderr
-    assert "manylinux_2_17_x86_64" in shown.stdout.replace("\n", " ")
+    assert f"manylinux_2_17_{arch}" in shown.stdout.replace("\n", " ")
 
 
-def test_the_extension_is_stripped(wheel: Path) -> None:
-    with zipfile.ZipFile(wheel) as archive:
+@pytest.mark.parametrize("arch", list(ARCHES))
+def test_the_extension_is_stripped_and_for_its_platform(arch: str) -> None:
+    with zipfile.ZipFile(built_wheel(arch)) as archive:
         (name,) = [n for n in archive.namelist() if n.endswith(".so")]
         data = archive.read(name)
         names = archive.namelist()
+    assert int.from_bytes(data[0x12:0x14], "little") == ARCHES[arch]
     sections = elf_section_names(data)
     assert ".text" in sections
     assert ".symtab" not in sections and not any(n.startswith(".debug") for n in sections)

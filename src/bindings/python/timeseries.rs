@@ -72,30 +72,34 @@ impl PyTimeSeries {
 
     /// The median forecast, `(batch, horizon)`. `context` is a 1-D array (one series), a
     /// 2-D array `(batch, length)` or a list of 1-D arrays; NaN marks missing values.
-    #[pyo3(signature = (context, prediction_length=None))]
+    #[pyo3(signature = (context, prediction_length=None, *, show_progress=false))]
     fn forecast<'py>(
         &self,
         py: Python<'py>,
         context: &Bound<'py, PyAny>,
         prediction_length: Option<Count>,
+        show_progress: bool,
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let prediction_length = prediction_length.map(Count::get);
         let prediction_length = horizon_arg(prediction_length)?;
         let series = series_arg(context)?;
         let model = Arc::clone(&self.inner);
-        let matrix = detached(py, move || model.forecast(&series, prediction_length))?;
+        let matrix = detached(py, move || {
+            model.forecast_with(&series, prediction_length, show_progress)
+        })?;
         matrix_to_numpy(py, matrix)
     }
 
     /// Quantile forecasts, `(batch, horizon, num_quantiles)`, at the model's levels or at
     /// `quantile_levels` (interpolated as the reference does).
-    #[pyo3(signature = (context, prediction_length=None, quantile_levels=None))]
+    #[pyo3(signature = (context, prediction_length=None, quantile_levels=None, *, show_progress=false))]
     fn forecast_quantiles<'py>(
         &self,
         py: Python<'py>,
         context: &Bound<'py, PyAny>,
         prediction_length: Option<Count>,
         quantile_levels: Option<&Bound<'_, PyAny>>,
+        show_progress: bool,
     ) -> PyResult<Bound<'py, PyArray3<f32>>> {
         let prediction_length = prediction_length.map(Count::get);
         let levels = quantile_levels.map(levels_arg).transpose()?;
@@ -103,7 +107,12 @@ impl PyTimeSeries {
         let series = series_arg(context)?;
         let model = Arc::clone(&self.inner);
         let forecast = detached(py, move || {
-            model.forecast_quantiles(&series, prediction_length, levels.as_deref())
+            model.forecast_quantiles_with(
+                &series,
+                prediction_length,
+                levels.as_deref(),
+                show_progress,
+            )
         })?;
         let [batch, horizon, levels] = forecast.shape;
         let array = Array3::from_shape_vec((batch, horizon, levels), forecast.values)
