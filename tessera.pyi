@@ -416,6 +416,7 @@ class TesseraSparse:
         batch_size: int | None = None,
         show_progress: bool = False,
         show_progress_bar: bool | None = None,
+        prompt_name: str | None = None,
         prompt: str | None = None,
     ) -> SparseEmbedding: ...
     @overload
@@ -426,6 +427,7 @@ class TesseraSparse:
         batch_size: int | None = None,
         show_progress: bool = False,
         show_progress_bar: bool | None = None,
+        prompt_name: str | None = None,
         prompt: str | None = None,
     ) -> list[SparseEmbedding]: ...
     def dimension(self) -> int: ...

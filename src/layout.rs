@@ -1,6 +1,7 @@
 //! The metadata files of a model directory: Hugging Face `config.json` and the
 //! sentence-transformers module files (`modules.json`, `1_Pooling/config.json`, ...).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
@@ -147,6 +148,19 @@ impl SentenceTransformersLayout {
         self.module(class).map(|m| dir.join(&m.path))
     }
 
+    /// Every named prompt of `config_sentence_transformers.json` (`prompt_name=`).
+    pub fn prompts(&self) -> BTreeMap<String, String> {
+        self.st_config
+            .get("prompts")
+            .and_then(|p| p.as_object())
+            .map(|p| {
+                p.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The model's own prompt for one side, from `config_sentence_transformers.json`,
     /// under the names models use for it (`query` / `search_query`, `document` /
     /// `search_document` / `passage`). `Some("")` when the file sets it empty on purpose.
@@ -182,4 +196,18 @@ impl SentenceTransformersLayout {
 pub enum PromptSide {
     Query,
     Document,
+}
+
+/// A prompt by the name the model gives it, or a `Config` error listing the names.
+pub fn named_prompt<'a>(prompts: &'a BTreeMap<String, String>, name: &str) -> Result<&'a str> {
+    prompts.get(name).map(String::as_str).ok_or_else(|| {
+        TesseraError::Config(format!(
+            "the model has no prompt named '{name}'; it has: {}",
+            if prompts.is_empty() {
+                "none".to_string()
+            } else {
+                prompts.keys().cloned().collect::<Vec<_>>().join(", ")
+            }
+        ))
+    })
 }

@@ -10,7 +10,9 @@ use crate::heads::normalize::l2_normalize;
 use crate::heads::pooling::pool;
 use crate::heads::projection::{load_dense_modules, Projection};
 use crate::hub::{HubOptions, ModelSource};
-use crate::layout::{read_json, PoolingConfig, PromptSide, SentenceTransformersLayout};
+use crate::layout::{
+    named_prompt, read_json, PoolingConfig, PromptSide, SentenceTransformersLayout,
+};
 use crate::matrix::Matrix;
 use crate::paradigms::common::{
     check_batch_size, check_common, check_max_length, common_builder_setters, resolve_max_length,
@@ -208,16 +210,7 @@ impl DenseEmbedder {
                 spec.and_then(|s| s.document_prefix.as_ref()),
                 PromptSide::Document,
             ),
-            prompts: layout
-                .st_config
-                .get("prompts")
-                .and_then(|p| p.as_object())
-                .map(|p| {
-                    p.iter()
-                        .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            prompts: layout.prompts(),
             similarity_function: match layout
                 .st_config
                 .get("similarity_fn_name")
@@ -233,16 +226,7 @@ impl DenseEmbedder {
 
     /// A prompt the model names in `config_sentence_transformers.json` (`prompt_name=`).
     pub fn prompt(&self, name: &str) -> Result<&str> {
-        self.prompts.get(name).map(String::as_str).ok_or_else(|| {
-            TesseraError::Config(format!(
-                "the model has no prompt named '{name}'; it has: {}",
-                if self.prompts.is_empty() {
-                    "none".to_string()
-                } else {
-                    self.prompts.keys().cloned().collect::<Vec<_>>().join(", ")
-                }
-            ))
-        })
+        named_prompt(&self.prompts, name)
     }
 
     /// The model's similarity function (`similarity_fn_name`; cosine by default).

@@ -10,7 +10,7 @@ use crate::encoder::{RuntimeOptions, TextEncoder, ENCODER_PREFIXES};
 use crate::error::{Result, TesseraError};
 use crate::heads::splade::{SpladeHead, SpladeHeadConfig};
 use crate::hub::{HubOptions, ModelSource};
-use crate::layout::{read_optional_json, PromptSide, SentenceTransformersLayout};
+use crate::layout::{named_prompt, read_optional_json, PromptSide, SentenceTransformersLayout};
 use crate::matrix::Matrix;
 use crate::paradigms::common::{
     check_batch_size, check_common, check_max_length, common_builder_setters, resolve_max_length,
@@ -316,9 +316,16 @@ pub struct SparseEmbedder {
     pruning: Pruning,
     query_prefix: Option<String>,
     document_prefix: Option<String>,
+    /// `config_sentence_transformers.json`'s named prompts.
+    prompts: std::collections::BTreeMap<String, String>,
 }
 
 impl SparseEmbedder {
+    /// A prompt the model names in `config_sentence_transformers.json` (`prompt_name=`).
+    pub fn prompt(&self, name: &str) -> Result<&str> {
+        named_prompt(&self.prompts, name)
+    }
+
     /// Loads a model with default options (registry id, repo id or directory).
     pub fn new(model: &str) -> Result<Self> {
         SparseBuilder::new().model(model).build()
@@ -374,6 +381,7 @@ impl SparseEmbedder {
             encoder.max_positions(),
         )?;
         Ok(SparseEmbedder {
+            prompts: layout.prompts(),
             name: source.name,
             max_length,
             batch_size: options.batch_size.unwrap_or(DEFAULT_BATCH_SIZE),

@@ -3,6 +3,8 @@ wherever a batch makes sense, and each shared name agreeing with the paradigm's 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import GOLDEN
@@ -82,3 +84,24 @@ def test_sparse_and_colbert_take_their_references_keywords() -> None:
     for got, text in zip(queries, TEXTS):
         np.testing.assert_allclose(got, COLBERT.encode_query(text), atol=1e-6)
     assert COLBERT.encode(TEXTS[0], is_query=True).shape == COLBERT.encode_query(TEXTS[0]).shape
+
+
+def test_sparse_prompt_name_reads_the_models_prompts(tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    import tessera
+
+    model_dir = tmp_path / "splade"
+    shutil.copytree(GOLDEN / "sparse" / "tiny_splade" / "model", model_dir)
+    config_path = model_dir / "config_sentence_transformers.json"
+    config = json.loads(config_path.read_text())
+    config["prompts"] = {"query": "query: ", "document": ""}
+    config_path.write_text(json.dumps(config))
+    model = TesseraSparse(model_dir)
+    by_name = model.encode(TEXTS, prompt_name="query")
+    by_string = model.encode(TEXTS, prompt="query: ")
+    for got, want in zip(by_name, by_string):
+        np.testing.assert_array_equal(got.to_dense(), want.to_dense())
+    with pytest.raises(tessera.ConfigError, match="no prompt named 'passage'"):
+        model.encode(TEXTS, prompt_name="passage")

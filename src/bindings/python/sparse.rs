@@ -298,7 +298,8 @@ impl PySparse {
     /// Embeds a text (a `SparseEmbedding`) or a list of texts (a list of them), with no
     /// prompt unless `prompt` is given (sentence-transformers' `SparseEncoder.encode`
     /// keywords: `prompt`, `show_progress_bar`).
-    #[pyo3(signature = (text, *, batch_size=None, show_progress=false, show_progress_bar=None, prompt=None))]
+    #[pyo3(signature = (text, *, batch_size=None, show_progress=false, show_progress_bar=None, prompt_name=None, prompt=None))]
+    #[allow(clippy::too_many_arguments)] // SparseEncoder.encode's keywords
     fn encode<'py>(
         &self,
         py: Python<'py>,
@@ -306,10 +307,16 @@ impl PySparse {
         batch_size: Option<Count>,
         show_progress: bool,
         show_progress_bar: Option<bool>,
+        prompt_name: Option<String>,
         prompt: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let batch_size = batch_size.map(Count::get);
         let show = show_progress || show_progress_bar == Some(true);
+        let prompt = match (prompt, prompt_name) {
+            (Some(prompt), _) => Some(prompt),
+            (None, Some(name)) => Some(self.inner.prompt(&name)?.to_string()),
+            (None, None) => None,
+        };
         let side = prompt.map_or(Side::Plain, Side::Prompt);
         self.one_or_many(py, text, batch_size, show, side)
     }
