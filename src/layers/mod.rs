@@ -117,10 +117,6 @@ impl Linear {
         Linear::new(Tensor::cat(&weights, 0)?, bias)
     }
 
-    pub fn weight(&self) -> &Tensor {
-        &self.weight
-    }
-
     pub fn out_dim(&self) -> usize {
         self.weight.dims().first().copied().unwrap_or(0)
     }
@@ -384,18 +380,9 @@ impl Embedding {
         &self.table
     }
 
-    pub fn rows(&self) -> usize {
-        self.table.dims().first().copied().unwrap_or(0)
-    }
-
     pub fn forward(&self, ids: &Tensor) -> candle_core::Result<Tensor> {
         self.table.index_select(ids, 0)
     }
-}
-
-/// A tensor loading error turned into a `ModelLoadError` naming the model.
-pub fn load_error(source: &str) -> impl Fn(candle_core::Error) -> TesseraError + '_ {
-    move |e| TesseraError::load(source, e.to_string())
 }
 
 /// Checks a config's head split before any tensor is built.

@@ -266,10 +266,6 @@ impl BertModel {
             },
         })
     }
-
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
 }
 
 impl TextModel for BertModel {

@@ -169,7 +169,11 @@ impl PyDense {
                 list.into_any()
             });
         }
-        let array = quantized_to_numpy(py, quantize_embeddings(&matrix, precision, None, None)?)?;
+        let array = match precision {
+            // The float32 matrix goes to NumPy as it is: no copy on the default path.
+            Precision::Float32 => matrix_to_numpy(py, matrix)?.into_any(),
+            _ => quantized_to_numpy(py, quantize_embeddings(&matrix, precision, None, None)?)?,
+        };
         if single {
             return array.get_item(0);
         }
@@ -340,6 +344,9 @@ fn is_single(value: &Bound<'_, PyAny>) -> bool {
 
 /// `truncate_dim` and `normalize_embeddings`, in sentence-transformers' order.
 fn reshape(matrix: Matrix, truncate_dim: Option<usize>, normalize: bool) -> Matrix {
+    if truncate_dim.is_none_or(|d| d >= matrix.cols) && !normalize {
+        return matrix;
+    }
     let cols = truncate_dim.unwrap_or(matrix.cols).min(matrix.cols);
     let mut data = Vec::with_capacity(matrix.rows * cols);
     for row in matrix.iter_rows() {
