@@ -59,6 +59,7 @@ __all__ = [
     "DeviceError",
     "DimensionMismatchError",
     "EncodingError",
+    "Forecast",
     "MatryoshkaError",
     "ModelLoadError",
     "ModelNotFoundError",
@@ -503,21 +504,44 @@ class TesseraTimeSeries:
     ) -> TesseraTimeSeries: ...
     @staticmethod
     def builder() -> TesseraTimeSeriesBuilder: ...
+    @overload
     def forecast(
         self,
         context: _Context,
         prediction_length: int | None = None,
         *,
+        output: Literal["array"] = "array",
         show_progress: bool = False,
     ) -> _F32Matrix: ...
+    @overload
+    def forecast(
+        self,
+        context: _Context,
+        prediction_length: int | None = None,
+        *,
+        output: Literal["object"],
+        show_progress: bool = False,
+    ) -> list[Forecast]: ...
+    @overload
     def forecast_quantiles(
         self,
         context: _Context,
         prediction_length: int | None = None,
         quantile_levels: Sequence[float] | None = None,
         *,
+        output: Literal["array"] = "array",
         show_progress: bool = False,
     ) -> npt.NDArray[np.float32]: ...
+    @overload
+    def forecast_quantiles(
+        self,
+        context: _Context,
+        prediction_length: int | None = None,
+        quantile_levels: Sequence[float] | None = None,
+        *,
+        output: Literal["object"],
+        show_progress: bool = False,
+    ) -> list[Forecast]: ...
     def embed(
         self, context: _Context
     ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float32]]: ...
@@ -798,6 +822,28 @@ class DenseEmbedding:
     def __len__(self) -> int: ...
     def __eq__(self, other: object, /) -> bool: ...
 
+@final
+class Forecast:
+    """One series' forecast: the median path and the quantile paths around it."""
+
+    def __new__(
+        cls,
+        median: npt.NDArray[np.float32],
+        quantiles: npt.NDArray[np.float32],
+        quantile_levels: list[float],
+    ) -> Forecast: ...
+    @property
+    def median(self) -> _F32Vector: ...
+    @property
+    def quantiles(self) -> _F32Matrix: ...
+    @property
+    def quantile_levels(self) -> list[float]: ...
+    @property
+    def prediction_length(self) -> int: ...
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> npt.NDArray[Any]: ...
+    def __len__(self) -> int: ...
+    def __eq__(self, other: object, /) -> bool: ...
+
 _Image = str | os.PathLike[str] | bytes | bytearray | npt.NDArray[np.uint8] | Any
 
 @final
@@ -854,12 +900,40 @@ class TesseraVision:
     ) -> list[VisionEmbedding]: ...
     @overload
     def encode_query(  # type: ignore[overload-overlap]
-        self, text: str, *, batch_size: int | None = None, show_progress: bool = False
+        self,
+        text: str,
+        *,
+        output: Literal["array"] = "array",
+        batch_size: int | None = None,
+        show_progress: bool = False,
     ) -> _F32Matrix: ...
     @overload
+    def encode_query(  # type: ignore[overload-overlap]
+        self,
+        text: str,
+        *,
+        output: Literal["object"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+    ) -> TokenEmbeddings: ...
+    @overload
     def encode_query(
-        self, text: Sequence[str], *, batch_size: int | None = None, show_progress: bool = False
+        self,
+        text: Sequence[str],
+        *,
+        output: Literal["array"] = "array",
+        batch_size: int | None = None,
+        show_progress: bool = False,
     ) -> list[_F32Matrix]: ...
+    @overload
+    def encode_query(
+        self,
+        text: Sequence[str],
+        *,
+        output: Literal["object"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+    ) -> list[TokenEmbeddings]: ...
     @overload
     def encode(
         self,
@@ -886,9 +960,24 @@ class TesseraVision:
     ) -> float: ...
     def dimension(self) -> int: ...
     def max_length(self) -> int: ...
+    @overload
     def encode_queries(
-        self, texts: Iterable[str], *, batch_size: int | None = None, show_progress: bool = False
+        self,
+        texts: Iterable[str],
+        *,
+        output: Literal["array"] = "array",
+        batch_size: int | None = None,
+        show_progress: bool = False,
     ) -> list[_F32Matrix]: ...
+    @overload
+    def encode_queries(
+        self,
+        texts: Iterable[str],
+        *,
+        output: Literal["object"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+    ) -> list[TokenEmbeddings]: ...
     def search(
         self,
         query: str | npt.NDArray[np.floating[Any]],

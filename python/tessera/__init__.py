@@ -11,6 +11,7 @@ from __future__ import annotations
 from tessera._tessera import (
     DenseEmbedding,
     Device,
+    Forecast,
     QuantizationConfig,
     QuantizedEmbeddings,
     SparseEmbedding,
@@ -57,6 +58,7 @@ __all__ = [
     "DeviceError",
     "DimensionMismatchError",
     "EncodingError",
+    "Forecast",
     "MatryoshkaError",
     "ModelLoadError",
     "ModelNotFoundError",

@@ -33,6 +33,7 @@ fn _tessera(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<sparse::PySparseBuilder>()?;
     m.add_class::<sparse::PySparseEmbedding>()?;
     m.add_class::<timeseries::PyTimeSeries>()?;
+    m.add_class::<outputs::PyForecast>()?;
     m.add_class::<timeseries::PyTimeSeriesBuilder>()?;
     m.add_class::<multivector::PyMultiVector>()?;
     m.add_class::<multivector::PyMultiVectorBuilder>()?;

@@ -82,6 +82,8 @@ pub struct Forecast {
     /// The reference's `mean` of `predict_quantiles`: the model's 0.5 quantile (unsorted), not
     /// an average; `None` when 0.5 is not one of the model's levels.
     pub mean: Option<Matrix>,
+    /// `(batch, horizon)`: what [`TimeSeriesForecaster::forecast`] returns for the same call.
+    pub median: Matrix,
 }
 
 impl Forecast {
@@ -213,16 +215,20 @@ impl TimeSeriesForecaster {
     ) -> Result<Matrix> {
         let horizon = self.horizon(prediction_length)?;
         let raw = self.predict(series, horizon, show_progress)?;
-        let values = match self.level_index(0.5) {
-            Some(median) => column(&raw, series.len(), horizon, self.levels.len(), median),
+        Ok(self.median(&raw, series.len(), horizon))
+    }
+
+    fn median(&self, raw: &[f32], batch: usize, horizon: usize) -> Matrix {
+        let data = match self.level_index(0.5) {
+            Some(median) => column(raw, batch, horizon, self.levels.len(), median),
             // No 0.5 among the training levels: interpolate as `forecast_quantiles` would.
-            None => select_levels(&raw, series.len(), horizon, &self.levels, &[0.5]),
+            None => select_levels(raw, batch, horizon, &self.levels, &[0.5]),
         };
-        Ok(Matrix {
-            rows: series.len(),
+        Matrix {
+            rows: batch,
             cols: horizon,
-            data: values,
-        })
+            data,
+        }
     }
 
     /// Quantile forecasts, `(series, horizon, levels)`. Without `quantile_levels` these are
@@ -274,6 +280,7 @@ impl TimeSeriesForecaster {
             shape: [batch, horizon, levels.len()],
             quantile_levels: levels,
             mean,
+            median: self.median(&raw, batch, horizon),
         })
     }
 

@@ -22,6 +22,7 @@ use crate::models::colpali::{ColPali, Config, CHECKPOINT_PREFIXES};
 use crate::paradigms::common::{
     check_batch_size, check_common, common_builder_setters, resolve_model, EncodeOptions,
 };
+use crate::paradigms::multivector::TokenEmbeddings;
 use crate::progress::Progress;
 use crate::registry::Paradigm;
 use crate::similarity::{maxsim, maxsim_matrix};
@@ -338,15 +339,50 @@ impl VisionEmbedder {
     /// Token matrices of many queries, in input order, computed in length-sorted
     /// batches (padding is masked out and its rows dropped).
     pub fn encode_queries(&self, texts: &[&str], options: &EncodeOptions) -> Result<Vec<Matrix>> {
-        let batch_size = options.batch_size.unwrap_or(self.batch_size);
-        check_batch_size(batch_size)?;
         let sequences = texts
             .iter()
             .map(|t| self.query_token_ids(t))
             .collect::<Result<Vec<_>>>()?;
+        self.query_matrices(&sequences, options)
+    }
+
+    /// Queries with the text, token ids and token strings each row belongs to.
+    pub fn encode_query_tokens(
+        &self,
+        texts: &[&str],
+        options: &EncodeOptions,
+    ) -> Result<Vec<TokenEmbeddings>> {
+        let sequences = texts
+            .iter()
+            .map(|t| self.query_token_ids(t))
+            .collect::<Result<Vec<_>>>()?;
+        let matrices = self.query_matrices(&sequences, options)?;
+        Ok(texts
+            .iter()
+            .zip(sequences)
+            .zip(matrices)
+            .map(|((text, token_ids), embeddings)| TokenEmbeddings {
+                text: text.to_string(),
+                tokens: token_ids
+                    .iter()
+                    .map(|&id| self.tokenizer.id_to_token(id))
+                    .collect(),
+                token_ids,
+                embeddings,
+            })
+            .collect())
+    }
+
+    fn query_matrices(
+        &self,
+        sequences: &[Vec<u32>],
+        options: &EncodeOptions,
+    ) -> Result<Vec<Matrix>> {
+        let batch_size = options.batch_size.unwrap_or(self.batch_size);
+        check_batch_size(batch_size)?;
         let lengths: Vec<usize> = sequences.iter().map(Vec::len).collect();
-        let progress = Progress::new(texts.len(), "queries", options.show_progress);
-        let mut results: Vec<Option<Matrix>> = vec![None; texts.len()];
+        let progress = Progress::new(sequences.len(), "queries", options.show_progress);
+        let mut results: Vec<Option<Matrix>> = vec![None; sequences.len()];
         for batch in length_sorted_batches(&lengths, batch_size) {
             crate::interrupt::checkpoint()?;
             let longest = batch.iter().map(|&i| lengths[i]).max().unwrap_or(0);

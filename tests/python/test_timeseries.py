@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,15 @@ def test_matches_chronos_forecasting(
         assert_scaled_close(root, got.transpose(0, 2, 1), want, scale)
         median = model.forecast(series, prediction_length=options.get("prediction_length"))
         assert_scaled_close(root, median, expected[outputs["median"]["key"]], scale)
+        objects = model.forecast(
+            series, prediction_length=options.get("prediction_length"), output="object"
+        )
+        assert len(objects) == len(series)
+        assert_scaled_close(
+            root, np.stack([o.median for o in objects]), expected[outputs["median"]["key"]], scale
+        )
+        assert_scaled_close(root, np.stack([o.quantiles.T for o in objects]), want, scale)
+        assert objects[0].quantile_levels == pytest.approx(model.quantiles())
     elif case["method"] == "predict_quantiles":
         got = model.forecast_quantiles(
             series,
@@ -71,6 +81,19 @@ def test_matches_chronos_forecasting(
             quantile_levels=options["quantile_levels"],
         )
         assert_scaled_close(root, got, expected[outputs["quantiles"]["key"]], scale)
+        objects = model.forecast_quantiles(
+            series,
+            prediction_length=options.get("prediction_length"),
+            quantile_levels=options["quantile_levels"],
+            output="object",
+        )
+        assert_scaled_close(
+            root,
+            np.stack([o.quantiles for o in objects]),
+            expected[outputs["quantiles"]["key"]],
+            scale,
+        )
+        assert objects[0].quantile_levels == pytest.approx(options["quantile_levels"])
         if "mean" in outputs:
             mean = model.forecast(series, prediction_length=options.get("prediction_length"))
             assert_scaled_close(root, mean, expected[outputs["mean"]["key"]], scale)
@@ -103,6 +126,33 @@ def test_input_forms_agree(tiny: TesseraTimeSeries) -> None:
     np.testing.assert_array_equal(as_2d, as_f32)  # float64 is rounded to float32 first
     np.testing.assert_allclose(one[0], as_2d[0], atol=1e-5)
     np.testing.assert_array_equal(tiny.forecast(list(a)), one)
+
+
+def test_forecast_objects(tiny: TesseraTimeSeries) -> None:
+    a, b = seasonal(100), seasonal(70, 1.0)
+    objects = tiny.forecast([a, b], prediction_length=20, output="object")
+    assert [type(o) for o in objects] == [tessera.Forecast, tessera.Forecast]
+    first = objects[0]
+    assert first.prediction_length == len(first) == 20
+    assert first.quantiles.shape == (20, len(tiny.quantiles()))
+    assert np.shares_memory(np.asarray(first), first.median)
+    assert not first.median.flags.writeable and not first.quantiles.flags.writeable
+    # The median is the 0.5 quantile of the same run, and the array form's row.
+    np.testing.assert_array_equal(first.median, first.quantiles[:, tiny.quantiles().index(0.5)])
+    np.testing.assert_array_equal(
+        np.stack([o.median for o in objects]), tiny.forecast([a, b], prediction_length=20)
+    )
+    assert pickle.loads(pickle.dumps(first)) == first and first != objects[1]
+    assert repr(first).startswith("Forecast(prediction_length=20, quantile_levels=[0.1, 0.2")
+    assert "<table" in first._repr_html_()
+    rebuilt = tessera.Forecast(first.median, first.quantiles, first.quantile_levels)
+    assert rebuilt == first
+    with pytest.raises(ValueError, match="quantiles must be"):
+        tessera.Forecast(first.median, first.quantiles[:5], first.quantile_levels)
+    with pytest.raises(ValueError, match="output must be"):
+        tiny.forecast(a, output="dict")
+    with pytest.raises(tessera.ConfigError):
+        tiny.forecast_quantiles(a, quantile_levels=[1.5], output="object")
 
 
 def test_accessors_and_factory(tiny: TesseraTimeSeries) -> None:

@@ -16,7 +16,7 @@ from conftest import GOLDEN
 from PIL import Image
 
 import tessera
-from tessera import Tessera, TesseraVision, VisionEmbedding
+from tessera import Tessera, TesseraVision, TokenEmbeddings, VisionEmbedding
 
 CASES = sorted(p for p in (GOLDEN / "vision").iterdir() if (p / "cases.json").exists())
 
@@ -111,6 +111,31 @@ def test_batch_invariance(root: Path, model: TesseraVision) -> None:
     reordered = model.encode_documents(paths[::-1], batch_size=2)
     for a, b in zip(together, reordered[::-1]):
         np.testing.assert_allclose(a.embeddings, b.embeddings, atol=1e-5)
+
+
+def test_query_objects_carry_the_reference_tokens(root: Path, model: TesseraVision) -> None:
+    cases, expected = cases_of(root), np.load(root / "expected.npz")
+    bound = cases["tolerance"]["queries"]["embeddings_max_abs"]
+    queries = [q["text"] for q in cases["queries"]]
+    objects = model.encode_queries(queries, output="object")
+    assert [o.text for o in objects] == queries
+    for q, got in zip(cases["queries"], objects):
+        assert isinstance(got, TokenEmbeddings)
+        assert got.token_ids == q["input_ids"] and got.tokens == q["tokens"]
+        assert got.num_tokens == len(q["input_ids"]) == got.embeddings.shape[0]
+        assert np.abs(got.embeddings - expected[q["embedding_key"]]).max() <= bound
+    one = model.encode_query(queries[1], output="object")
+    assert isinstance(one, TokenEmbeddings) and one.token_ids == objects[1].token_ids
+    np.testing.assert_allclose(one.embeddings, objects[1].embeddings, atol=1e-5)
+    listed = model.encode_query(queries[:2], output="object")
+    assert [o.token_ids for o in listed] == [o.token_ids for o in objects[:2]]
+    # The object form scores like the array form.
+    page = model.encode_document(root / cases["documents"][0]["file"])
+    assert model.similarity(one.embeddings, page) == pytest.approx(
+        model.similarity(model.encode_query(queries[1]), page), abs=1e-6
+    )
+    with pytest.raises(ValueError, match="output must be"):
+        model.encode_query(queries[0], output="objects")
 
 
 def test_output_object(root: Path, model: TesseraVision) -> None:

@@ -29,7 +29,7 @@ pub struct PyTokenEmbeddings {
 }
 
 impl PyTokenEmbeddings {
-    fn wrap(py: Python<'_>, inner: TokenEmbeddings) -> PyResult<Self> {
+    pub(crate) fn wrap(py: Python<'_>, inner: TokenEmbeddings) -> PyResult<Self> {
         let array = matrix_to_numpy(py, inner.embeddings.clone())?;
         array.readwrite().make_nonwriteable();
         Ok(PyTokenEmbeddings {

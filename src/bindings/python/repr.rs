@@ -37,6 +37,12 @@ pub fn bool_repr(value: bool) -> &'static str {
     }
 }
 
+/// `[0.1, 0.5, 0.9]`: each float in its shortest round-trip form.
+pub fn float_list_repr(values: &[f32]) -> String {
+    let items: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
+    format!("[{}]", items.join(", "))
+}
+
 /// `Name(key=value, ...)` of a builder's saved options, in Python syntax; unset
 /// options (JSON null) are left out.
 pub fn options_repr(name: &str, json: &str) -> String {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use numpy::ndarray::Array3;
 use numpy::{
-    IntoPyArray, PyArray1, PyArray2, PyArray3, PyArrayDescrMethods, PyArrayMethods, PyUntypedArray,
+    IntoPyArray, PyArray1, PyArray3, PyArrayDescrMethods, PyArrayMethods, PyUntypedArray,
     PyUntypedArrayMethods,
 };
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
@@ -14,9 +14,10 @@ use super::repr::str_repr;
 use pyo3::types::{PyFloat, PyInt, PyList, PyString, PyTuple};
 
 use super::builders::py_builder;
-use super::convert::{detached, matrix_to_numpy, model_arg, type_name, Count};
+use super::convert::{detached, matrix_to_numpy, model_arg, output_is_object, type_name, Count};
 use super::device::{device_arg, dtype_arg};
-use crate::paradigms::timeseries::{TimeSeriesBuilder, TimeSeriesForecaster};
+use super::outputs::PyForecast;
+use crate::paradigms::timeseries::{Forecast, TimeSeriesBuilder, TimeSeriesForecaster};
 
 /// `embed`'s result: encoder embeddings, then each series' `loc` and `scale`.
 type Embedded<'py> = (
@@ -72,14 +73,21 @@ impl PyTimeSeries {
 
     /// The median forecast, `(batch, horizon)`. `context` is a 1-D array (one series), a
     /// 2-D array `(batch, length)` or a list of 1-D arrays; NaN marks missing values.
-    #[pyo3(signature = (context, prediction_length=None, *, show_progress=false))]
+    /// `output="object"` gives a list of `Forecast`, one per series, with the quantiles too.
+    #[pyo3(signature = (context, prediction_length=None, *, output="array", show_progress=false))]
     fn forecast<'py>(
         &self,
         py: Python<'py>,
         context: &Bound<'py, PyAny>,
         prediction_length: Option<Count>,
+        output: &str,
         show_progress: bool,
-    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if output_is_object(output)? {
+            let forecast =
+                self.run_quantiles(py, context, prediction_length, None, show_progress)?;
+            return forecast_objects(py, forecast);
+        }
         let prediction_length = prediction_length.map(Count::get);
         let prediction_length = horizon_arg(prediction_length)?;
         let series = series_arg(context)?;
@@ -87,37 +95,37 @@ impl PyTimeSeries {
         let matrix = detached(py, move || {
             model.forecast_with(&series, prediction_length, show_progress)
         })?;
-        matrix_to_numpy(py, matrix)
+        Ok(matrix_to_numpy(py, matrix)?.into_any())
     }
 
     /// Quantile forecasts, `(batch, horizon, num_quantiles)`, at the model's levels or at
-    /// `quantile_levels` (interpolated as the reference does).
-    #[pyo3(signature = (context, prediction_length=None, quantile_levels=None, *, show_progress=false))]
+    /// `quantile_levels` (interpolated as the reference does). `output="object"` gives a
+    /// list of `Forecast`, one per series.
+    #[pyo3(signature = (context, prediction_length=None, quantile_levels=None, *, output="array", show_progress=false))]
     fn forecast_quantiles<'py>(
         &self,
         py: Python<'py>,
         context: &Bound<'py, PyAny>,
         prediction_length: Option<Count>,
         quantile_levels: Option<&Bound<'_, PyAny>>,
+        output: &str,
         show_progress: bool,
-    ) -> PyResult<Bound<'py, PyArray3<f32>>> {
-        let prediction_length = prediction_length.map(Count::get);
-        let levels = quantile_levels.map(levels_arg).transpose()?;
-        let prediction_length = horizon_arg(prediction_length)?;
-        let series = series_arg(context)?;
-        let model = Arc::clone(&self.inner);
-        let forecast = detached(py, move || {
-            model.forecast_quantiles_with(
-                &series,
-                prediction_length,
-                levels.as_deref(),
-                show_progress,
-            )
-        })?;
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let object = output_is_object(output)?;
+        let forecast = self.run_quantiles(
+            py,
+            context,
+            prediction_length,
+            quantile_levels,
+            show_progress,
+        )?;
+        if object {
+            return forecast_objects(py, forecast);
+        }
         let [batch, horizon, levels] = forecast.shape;
         let array = Array3::from_shape_vec((batch, horizon, levels), forecast.values)
             .map_err(|e| PyRuntimeError::new_err(format!("internal shape error: {e}")))?;
-        Ok(array.into_pyarray(py))
+        Ok(array.into_pyarray(py).into_any())
     }
 
     /// Encoder embeddings `(batch, patches + [REG], d_model)` and each series' instance-norm
@@ -189,6 +197,29 @@ impl PyTimeSeries {
 }
 
 impl PyTimeSeries {
+    fn run_quantiles(
+        &self,
+        py: Python<'_>,
+        context: &Bound<'_, PyAny>,
+        prediction_length: Option<Count>,
+        quantile_levels: Option<&Bound<'_, PyAny>>,
+        show_progress: bool,
+    ) -> PyResult<Forecast> {
+        let prediction_length = prediction_length.map(Count::get);
+        let levels = quantile_levels.map(levels_arg).transpose()?;
+        let prediction_length = horizon_arg(prediction_length)?;
+        let series = series_arg(context)?;
+        let model = Arc::clone(&self.inner);
+        detached(py, move || {
+            model.forecast_quantiles_with(
+                &series,
+                prediction_length,
+                levels.as_deref(),
+                show_progress,
+            )
+        })
+    }
+
     pub fn from_builder(py: Python<'_>, builder: TimeSeriesBuilder) -> PyResult<Self> {
         let settings = builder.to_json()?;
         let inner = detached(py, move || builder.build())?;
@@ -197,6 +228,24 @@ impl PyTimeSeries {
             settings,
         })
     }
+}
+
+/// One `Forecast` per series, from a single run of the model.
+fn forecast_objects(py: Python<'_>, forecast: Forecast) -> PyResult<Bound<'_, PyAny>> {
+    let [batch, horizon, levels] = forecast.shape;
+    let list = PyList::empty(py);
+    for series in 0..batch {
+        let median = forecast.median.data[series * horizon..(series + 1) * horizon].to_vec();
+        let span = horizon * levels;
+        let quantiles = forecast.values[series * span..(series + 1) * span].to_vec();
+        list.append(PyForecast::wrap(
+            py,
+            median,
+            quantiles,
+            forecast.quantile_levels.clone(),
+        )?)?;
+    }
+    Ok(list.into_any())
 }
 
 /// A `prediction_length` argument: positive, or a ConfigError saying so.

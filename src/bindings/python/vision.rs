@@ -12,10 +12,11 @@ use pyo3::types::{PyByteArray, PyBytes, PyList, PyString};
 
 use super::builders::py_builder;
 use super::convert::{
-    array_protocol, detached, matrix_arg, matrix_to_numpy, model_arg, path_arg, text_arg,
-    texts_arg, type_name, Count,
+    array_protocol, detached, matrix_arg, matrix_to_numpy, model_arg, output_is_object, path_arg,
+    text_arg, texts_arg, type_name, Count,
 };
 use super::device::{device_arg, dtype_arg};
+use super::multivector::PyTokenEmbeddings;
 use crate::matrix::Matrix;
 use crate::paradigms::common::EncodeOptions;
 use crate::paradigms::vision::{VisionBuilder, VisionEmbedder};
@@ -299,23 +300,33 @@ impl PyVision {
         Ok(embeddings)
     }
 
-    /// A query's token matrix `(num_tokens, dim)`.
-    /// A query's token matrix, or a list of them for a list of queries.
-    #[pyo3(signature = (text, *, batch_size=None, show_progress=false))]
+    /// A query's token matrix `(num_tokens, dim)`, or a list of them for a list of
+    /// queries; `output="object"` gives `TokenEmbeddings` with the query's tokens.
+    #[pyo3(signature = (text, *, output="array", batch_size=None, show_progress=false))]
     fn encode_query<'py>(
         &self,
         py: Python<'py>,
         text: &Bound<'py, PyAny>,
+        output: &str,
         batch_size: Option<Count>,
         show_progress: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         if !text.is_instance_of::<PyString>() {
             return Ok(self
-                .encode_queries(py, text, batch_size, show_progress)?
+                .encode_queries(py, text, output, batch_size, show_progress)?
                 .into_any());
         }
+        let object = output_is_object(output)?;
         let text = text_arg(text, "text")?;
         let model = Arc::clone(&self.inner);
+        if object {
+            let options = EncodeOptions::default();
+            let mut tokens = detached(py, move || model.encode_query_tokens(&[&text], &options))?;
+            let one = tokens
+                .pop()
+                .ok_or_else(|| PyValueError::new_err("the model returned no matrix"))?;
+            return Ok(Bound::new(py, PyTokenEmbeddings::wrap(py, one)?)?.into_any());
+        }
         let matrix = detached(py, move || model.encode_query(&text))?;
         Ok(matrix_to_numpy(py, matrix)?.into_any())
     }
@@ -371,15 +382,17 @@ impl PyVision {
         crate::paradigms::vision::QUERY_MAX_TOKENS
     }
 
-    /// Token matrices of many queries.
-    #[pyo3(signature = (texts, *, batch_size=None, show_progress=false))]
+    /// Token matrices of many queries (`TokenEmbeddings` with `output="object"`).
+    #[pyo3(signature = (texts, *, output="array", batch_size=None, show_progress=false))]
     fn encode_queries<'py>(
         &self,
         py: Python<'py>,
         texts: &Bound<'py, PyAny>,
+        output: &str,
         batch_size: Option<Count>,
         show_progress: bool,
     ) -> PyResult<Bound<'py, PyList>> {
+        let object = output_is_object(output)?;
         let batch_size = batch_size.map(Count::get);
         let texts = texts_arg(texts, "texts")?;
         let options = EncodeOptions {
@@ -387,11 +400,21 @@ impl PyVision {
             show_progress,
         };
         let model = Arc::clone(&self.inner);
+        let list = PyList::empty(py);
+        if object {
+            let queries = detached(py, move || {
+                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                model.encode_query_tokens(&refs, &options)
+            })?;
+            for query in queries {
+                list.append(PyTokenEmbeddings::wrap(py, query)?)?;
+            }
+            return Ok(list);
+        }
         let matrices = detached(py, move || {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             model.encode_queries(&refs, &options)
         })?;
-        let list = PyList::empty(py);
         for m in matrices {
             list.append(matrix_to_numpy(py, m)?)?;
         }
