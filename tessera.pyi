@@ -47,6 +47,9 @@ from tessera.exceptions import (
     TokenizationError as TokenizationError,
 )
 from tessera.exceptions import (
+    TruncationWarning as TruncationWarning,
+)
+from tessera.exceptions import (
     UnsupportedDimensionError as UnsupportedDimensionError,
 )
 
@@ -67,6 +70,7 @@ __all__ = [
     "QuantizationConfig",
     "QuantizationError",
     "QuantizedEmbeddings",
+    "RaggedEmbeddings",
     "SparseEmbedding",
     "TensorError",
     "Tessera",
@@ -84,6 +88,7 @@ __all__ = [
     "TesseraVisionBuilder",
     "TokenEmbeddings",
     "TokenizationError",
+    "TruncationWarning",
     "UnsupportedDimensionError",
     "VisionEmbedding",
     "__version__",
@@ -214,6 +219,7 @@ def Tessera(
     """The embedder for ``model``'s paradigm (registry id, repo id or directory)."""
 
 _Precision = Literal["float32", "int8", "uint8", "binary", "ubinary"]
+_OnTruncation = Literal["ignore", "warn", "error"]
 
 @final
 class TesseraDense:
@@ -250,6 +256,7 @@ class TesseraDense:
         truncate_dim: int | None = None,
         precision: _Precision = "float32",
         convert_to_numpy: bool = True,
+        on_truncation: _OnTruncation = "ignore",
     ) -> npt.NDArray[Any]: ...
     @overload
     def encode(  # type: ignore[overload-overlap]
@@ -266,6 +273,7 @@ class TesseraDense:
         truncate_dim: int | None = None,
         precision: _Precision = "float32",
         convert_to_numpy: bool = True,
+        on_truncation: _OnTruncation = "ignore",
     ) -> DenseEmbedding: ...
     @overload
     def encode(
@@ -282,6 +290,7 @@ class TesseraDense:
         truncate_dim: int | None = None,
         precision: _Precision = "float32",
         convert_to_numpy: bool = True,
+        on_truncation: _OnTruncation = "ignore",
     ) -> npt.NDArray[Any]: ...
     @overload
     def encode(
@@ -298,6 +307,7 @@ class TesseraDense:
         truncate_dim: int | None = None,
         precision: _Precision = "float32",
         convert_to_numpy: bool = True,
+        on_truncation: _OnTruncation = "ignore",
     ) -> list[DenseEmbedding]: ...
     def get_sentence_embedding_dimension(self) -> int: ...
     @property
@@ -307,35 +317,101 @@ class TesseraDense:
         self,
         texts: Iterable[str],
         *,
+        output: Literal["array"] = "array",
         batch_size: int | None = None,
         show_progress: bool = False,
-        output: Literal["array"] = "array",
+        on_truncation: _OnTruncation = "ignore",
     ) -> _F32Matrix: ...
     @overload
     def encode_batch(
         self,
         texts: Iterable[str],
         *,
+        output: Literal["object"],
         batch_size: int | None = None,
         show_progress: bool = False,
-        output: Literal["object"],
+        on_truncation: _OnTruncation = "ignore",
     ) -> list[DenseEmbedding]: ...
     @overload
     def encode_query(
-        self, text: str, *, batch_size: int | None = None, show_progress: bool = False
+        self,
+        text: str,
+        *,
+        output: Literal["array"] = "array",
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
     ) -> _F32Vector: ...
+    @overload
+    def encode_query(  # type: ignore[overload-overlap]
+        self,
+        text: str,
+        *,
+        output: Literal["object"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
+    ) -> DenseEmbedding: ...
     @overload
     def encode_query(
-        self, text: Sequence[str], *, batch_size: int | None = None, show_progress: bool = False
+        self,
+        text: Sequence[str],
+        *,
+        output: Literal["array"] = "array",
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
     ) -> _F32Matrix: ...
     @overload
+    def encode_query(
+        self,
+        text: Sequence[str],
+        *,
+        output: Literal["object"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
+    ) -> list[DenseEmbedding]: ...
+    @overload
     def encode_document(
-        self, text: str, *, batch_size: int | None = None, show_progress: bool = False
+        self,
+        text: str,
+        *,
+        output: Literal["array"] = "array",
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
     ) -> _F32Vector: ...
     @overload
+    def encode_document(  # type: ignore[overload-overlap]
+        self,
+        text: str,
+        *,
+        output: Literal["object"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
+    ) -> DenseEmbedding: ...
+    @overload
     def encode_document(
-        self, text: Sequence[str], *, batch_size: int | None = None, show_progress: bool = False
+        self,
+        text: Sequence[str],
+        *,
+        output: Literal["array"] = "array",
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
     ) -> _F32Matrix: ...
+    @overload
+    def encode_document(
+        self,
+        text: Sequence[str],
+        *,
+        output: Literal["object"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
+    ) -> list[DenseEmbedding]: ...
     @overload
     def similarity(  # type: ignore[overload-overlap]
         self, a: str | _F32Vector, b: str | _F32Vector
@@ -348,6 +424,10 @@ class TesseraDense:
     def model(self) -> str: ...
     def max_length(self) -> int: ...
     def tokenize(self, text: str) -> list[int]: ...
+    @overload
+    def count_tokens(self, texts: str) -> int: ...  # type: ignore[overload-overlap]
+    @overload
+    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
 
 @final
 class TesseraDenseBuilder:
@@ -371,8 +451,17 @@ class SparseEmbedding:
     """A sparse vector over a vocabulary: term ids (ascending, int32) and weights (float32)."""
 
     def __new__(
-        cls, indices: npt.ArrayLike, values: npt.ArrayLike, vocab_size: int
+        cls,
+        indices: npt.ArrayLike,
+        values: npt.ArrayLike,
+        vocab_size: int,
+        num_tokens: int | None = None,
+        truncated: bool = False,
     ) -> SparseEmbedding: ...
+    @property
+    def num_tokens(self) -> int | None: ...
+    @property
+    def truncated(self) -> bool: ...
     @property
     def indices(self) -> npt.NDArray[np.int32]: ...
     @property
@@ -414,46 +503,248 @@ class TesseraSparse:
         self,
         text: str,
         *,
+        output: Literal["object"] = "object",
         batch_size: int | None = None,
         show_progress: bool = False,
         show_progress_bar: bool | None = None,
         prompt_name: str | None = None,
         prompt: str | None = None,
+        on_truncation: _OnTruncation = "ignore",
     ) -> SparseEmbedding: ...
+    @overload
+    def encode(
+        self,
+        text: str,
+        *,
+        output: Literal["array"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        show_progress_bar: bool | None = None,
+        prompt_name: str | None = None,
+        prompt: str | None = None,
+        on_truncation: _OnTruncation = "ignore",
+    ) -> _F32Vector: ...
     @overload
     def encode(
         self,
         text: Sequence[str],
         *,
+        output: Literal["object"] = "object",
         batch_size: int | None = None,
         show_progress: bool = False,
         show_progress_bar: bool | None = None,
         prompt_name: str | None = None,
         prompt: str | None = None,
-    ) -> list[SparseEmbedding]: ...
-    def dimension(self) -> int: ...
-    def get_sentence_embedding_dimension(self) -> int: ...
-    def encode_batch(
-        self, texts: Iterable[str], *, batch_size: int | None = None, show_progress: bool = False
+        on_truncation: _OnTruncation = "ignore",
     ) -> list[SparseEmbedding]: ...
     @overload
+    def encode(
+        self,
+        text: Sequence[str],
+        *,
+        output: Literal["array"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        show_progress_bar: bool | None = None,
+        prompt_name: str | None = None,
+        prompt: str | None = None,
+        on_truncation: _OnTruncation = "ignore",
+    ) -> _F32Matrix: ...
+    @overload
+    def encode(
+        self,
+        text: Sequence[str],
+        *,
+        output: Literal["flat"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        show_progress_bar: bool | None = None,
+        prompt_name: str | None = None,
+        prompt: str | None = None,
+        on_truncation: _OnTruncation = "ignore",
+    ) -> Any: ...
+    @overload
+    def encode(
+        self,
+        text: Sequence[str],
+        *,
+        output: Literal["arrow"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        show_progress_bar: bool | None = None,
+        prompt_name: str | None = None,
+        prompt: str | None = None,
+        on_truncation: _OnTruncation = "ignore",
+    ) -> Any: ...
+    def dimension(self) -> int: ...
+    def get_sentence_embedding_dimension(self) -> int: ...
+    @overload
+    def encode_batch(
+        self,
+        texts: Iterable[str],
+        *,
+        output: Literal["object"] = "object",
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
+    ) -> list[SparseEmbedding]: ...
+    @overload
+    def encode_batch(
+        self,
+        texts: Iterable[str],
+        *,
+        output: Literal["array"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
+    ) -> _F32Matrix: ...
+    @overload
+    def encode_batch(
+        self,
+        texts: Iterable[str],
+        *,
+        output: Literal["flat"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
+    ) -> Any: ...
+    @overload
+    def encode_batch(
+        self,
+        texts: Iterable[str],
+        *,
+        output: Literal["arrow"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
+    ) -> Any: ...
+    @overload
     def encode_query(  # type: ignore[overload-overlap]
-        self, text: str, *, batch_size: int | None = None, show_progress: bool = False
+        self,
+        text: str,
+        *,
+        output: Literal["object"] = "object",
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
     ) -> SparseEmbedding: ...
     @overload
     def encode_query(
-        self, text: Sequence[str], *, batch_size: int | None = None, show_progress: bool = False
+        self,
+        text: str,
+        *,
+        output: Literal["array"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
+    ) -> _F32Vector: ...
+    @overload
+    def encode_query(
+        self,
+        text: Sequence[str],
+        *,
+        output: Literal["object"] = "object",
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
     ) -> list[SparseEmbedding]: ...
     @overload
+    def encode_query(
+        self,
+        text: Sequence[str],
+        *,
+        output: Literal["array"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
+    ) -> _F32Matrix: ...
+    @overload
+    def encode_query(
+        self,
+        text: Sequence[str],
+        *,
+        output: Literal["flat"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
+    ) -> Any: ...
+    @overload
+    def encode_query(
+        self,
+        text: Sequence[str],
+        *,
+        output: Literal["arrow"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
+    ) -> Any: ...
+    @overload
     def encode_document(  # type: ignore[overload-overlap]
-        self, text: str, *, batch_size: int | None = None, show_progress: bool = False
+        self,
+        text: str,
+        *,
+        output: Literal["object"] = "object",
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
     ) -> SparseEmbedding: ...
     @overload
     def encode_document(
-        self, text: Sequence[str], *, batch_size: int | None = None, show_progress: bool = False
+        self,
+        text: str,
+        *,
+        output: Literal["array"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
+    ) -> _F32Vector: ...
+    @overload
+    def encode_document(
+        self,
+        text: Sequence[str],
+        *,
+        output: Literal["object"] = "object",
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
     ) -> list[SparseEmbedding]: ...
+    @overload
+    def encode_document(
+        self,
+        text: Sequence[str],
+        *,
+        output: Literal["array"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
+    ) -> _F32Matrix: ...
+    @overload
+    def encode_document(
+        self,
+        text: Sequence[str],
+        *,
+        output: Literal["flat"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
+    ) -> Any: ...
+    @overload
+    def encode_document(
+        self,
+        text: Sequence[str],
+        *,
+        output: Literal["arrow"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
+    ) -> Any: ...
     def encode_csr(
-        self, texts: Iterable[str], *, batch_size: int | None = None, show_progress: bool = False
+        self,
+        texts: Iterable[str],
+        *,
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
     ) -> Any: ...
     def similarity(self, a: SparseEmbedding | str, b: SparseEmbedding | str) -> float: ...
     def similarity_matrix(
@@ -468,6 +759,10 @@ class TesseraSparse:
     def model(self) -> str: ...
     def max_length(self) -> int: ...
     def tokenize(self, text: str) -> list[int]: ...
+    @overload
+    def count_tokens(self, texts: str) -> int: ...  # type: ignore[overload-overlap]
+    @overload
+    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
 
 @final
 class TesseraSparseBuilder:
@@ -626,7 +921,10 @@ class TokenEmbeddings:
         text: str | None = None,
         tokens: list[str] | None = None,
         token_ids: list[int] | None = None,
+        truncated: bool = False,
     ) -> TokenEmbeddings: ...
+    @property
+    def truncated(self) -> bool: ...
     @property
     def embeddings(self) -> _F32Matrix: ...
     @property
@@ -688,6 +986,7 @@ class TesseraMultiVector:
         batch_size: int | None = None,
         show_progress: bool = False,
         show_progress_bar: bool | None = None,
+        on_truncation: _OnTruncation = "ignore",
     ) -> _F32Matrix: ...
     @overload
     def encode(  # type: ignore[overload-overlap]
@@ -699,6 +998,7 @@ class TesseraMultiVector:
         batch_size: int | None = None,
         show_progress: bool = False,
         show_progress_bar: bool | None = None,
+        on_truncation: _OnTruncation = "ignore",
     ) -> TokenEmbeddings: ...
     @overload
     def encode(
@@ -710,36 +1010,169 @@ class TesseraMultiVector:
         batch_size: int | None = None,
         show_progress: bool = False,
         show_progress_bar: bool | None = None,
+        on_truncation: _OnTruncation = "ignore",
     ) -> list[_F32Matrix]: ...
     @overload
     def encode(
-        self, text: Sequence[str], *, output: Literal["object"]
+        self,
+        text: Sequence[str],
+        *,
+        output: Literal["object"],
+        is_query: bool = False,
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        show_progress_bar: bool | None = None,
+        on_truncation: _OnTruncation = "ignore",
     ) -> list[TokenEmbeddings]: ...
     @overload
-    def encode_query(self, text: str, *, output: Literal["array"] = "array") -> _F32Matrix: ...  # type: ignore[overload-overlap]
+    def encode(
+        self,
+        text: Sequence[str],
+        *,
+        output: Literal["flat"],
+        is_query: bool = False,
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        show_progress_bar: bool | None = None,
+        on_truncation: _OnTruncation = "ignore",
+    ) -> RaggedEmbeddings: ...
     @overload
-    def encode_query(self, text: str, *, output: Literal["object"]) -> TokenEmbeddings: ...  # type: ignore[overload-overlap]
+    def encode(
+        self,
+        text: Sequence[str],
+        *,
+        output: Literal["arrow"],
+        is_query: bool = False,
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        show_progress_bar: bool | None = None,
+        on_truncation: _OnTruncation = "ignore",
+    ) -> Any: ...
+    @overload
+    def encode_query(  # type: ignore[overload-overlap]
+        self,
+        text: str,
+        *,
+        output: Literal["array"] = "array",
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
+    ) -> _F32Matrix: ...
+    @overload
+    def encode_query(  # type: ignore[overload-overlap]
+        self,
+        text: str,
+        *,
+        output: Literal["object"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
+    ) -> TokenEmbeddings: ...
     @overload
     def encode_query(
-        self, text: Sequence[str], *, output: Literal["array"] = "array"
+        self,
+        text: Sequence[str],
+        *,
+        output: Literal["array"] = "array",
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
     ) -> list[_F32Matrix]: ...
     @overload
     def encode_query(
-        self, text: Sequence[str], *, output: Literal["object"]
+        self,
+        text: Sequence[str],
+        *,
+        output: Literal["object"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
     ) -> list[TokenEmbeddings]: ...
     @overload
-    def encode_document(self, text: str, *, output: Literal["array"] = "array") -> _F32Matrix: ...  # type: ignore[overload-overlap]
+    def encode_query(
+        self,
+        text: Sequence[str],
+        *,
+        output: Literal["flat"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
+    ) -> RaggedEmbeddings: ...
     @overload
-    def encode_document(self, text: str, *, output: Literal["object"]) -> TokenEmbeddings: ...  # type: ignore[overload-overlap]
+    def encode_query(
+        self,
+        text: Sequence[str],
+        *,
+        output: Literal["arrow"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
+    ) -> Any: ...
+    @overload
+    def encode_document(  # type: ignore[overload-overlap]
+        self,
+        text: str,
+        *,
+        output: Literal["array"] = "array",
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
+    ) -> _F32Matrix: ...
+    @overload
+    def encode_document(  # type: ignore[overload-overlap]
+        self,
+        text: str,
+        *,
+        output: Literal["object"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
+    ) -> TokenEmbeddings: ...
     @overload
     def encode_document(
-        self, text: Sequence[str], *, output: Literal["array"] = "array"
+        self,
+        text: Sequence[str],
+        *,
+        output: Literal["array"] = "array",
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
     ) -> list[_F32Matrix]: ...
     @overload
     def encode_document(
-        self, text: Sequence[str], *, output: Literal["object"]
+        self,
+        text: Sequence[str],
+        *,
+        output: Literal["object"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
     ) -> list[TokenEmbeddings]: ...
+    @overload
+    def encode_document(
+        self,
+        text: Sequence[str],
+        *,
+        output: Literal["flat"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
+    ) -> RaggedEmbeddings: ...
+    @overload
+    def encode_document(
+        self,
+        text: Sequence[str],
+        *,
+        output: Literal["arrow"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
+    ) -> Any: ...
     def max_length(self) -> int: ...
+    @overload
+    def count_tokens(self, texts: str) -> int: ...  # type: ignore[overload-overlap]
+    @overload
+    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
     def get_sentence_embedding_dimension(self) -> int: ...
     @overload
     def encode_batch(
@@ -747,9 +1180,10 @@ class TesseraMultiVector:
         texts: Iterable[str],
         is_query: bool = False,
         *,
+        output: Literal["array"] = "array",
         batch_size: int | None = None,
         show_progress: bool = False,
-        output: Literal["array"] = "array",
+        on_truncation: _OnTruncation = "ignore",
     ) -> list[_F32Matrix]: ...
     @overload
     def encode_batch(
@@ -757,10 +1191,33 @@ class TesseraMultiVector:
         texts: Iterable[str],
         is_query: bool = False,
         *,
+        output: Literal["object"],
         batch_size: int | None = None,
         show_progress: bool = False,
-        output: Literal["object"],
+        on_truncation: _OnTruncation = "ignore",
     ) -> list[TokenEmbeddings]: ...
+    @overload
+    def encode_batch(
+        self,
+        texts: Iterable[str],
+        is_query: bool = False,
+        *,
+        output: Literal["flat"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
+    ) -> RaggedEmbeddings: ...
+    @overload
+    def encode_batch(
+        self,
+        texts: Iterable[str],
+        is_query: bool = False,
+        *,
+        output: Literal["arrow"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
+    ) -> Any: ...
     def similarity(self, query: _TokenMatrix | str, document: _TokenMatrix | str) -> float: ...
     def similarity_matrix(
         self,
@@ -809,7 +1266,12 @@ class DenseEmbedding:
         embedding: npt.NDArray[np.float32],
         text: str | None = None,
         tokens: list[str] | None = None,
+        truncated: bool = False,
     ) -> DenseEmbedding: ...
+    @property
+    def num_tokens(self) -> int | None: ...
+    @property
+    def truncated(self) -> bool: ...
     @property
     def embedding(self) -> _F32Vector: ...
     @property
@@ -820,6 +1282,28 @@ class DenseEmbedding:
     def tokens(self) -> list[str] | None: ...
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> npt.NDArray[Any]: ...
     def __len__(self) -> int: ...
+    def __eq__(self, other: object, /) -> bool: ...
+
+@final
+class RaggedEmbeddings:
+    """A batch of token matrices in one buffer: document ``i`` is
+    ``values[offsets[i]:offsets[i + 1]]``."""
+
+    def __new__(
+        cls, values: npt.NDArray[np.floating[Any]], offsets: npt.NDArray[np.int64]
+    ) -> RaggedEmbeddings: ...
+    @property
+    def values(self) -> _F32Matrix: ...
+    @property
+    def offsets(self) -> npt.NDArray[np.int64]: ...
+    @property
+    def lengths(self) -> list[int]: ...
+    @property
+    def dim(self) -> int: ...
+    def __len__(self) -> int: ...
+    def __getitem__(self, key: int, /) -> _F32Matrix: ...
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> npt.NDArray[Any]: ...
+    def to_arrow(self) -> Any: ...
     def __eq__(self, other: object, /) -> bool: ...
 
 @final
@@ -882,22 +1366,96 @@ class TesseraVision:
     ) -> TesseraVision: ...
     @staticmethod
     def builder() -> TesseraVisionBuilder: ...
-    def encode_document(self, image: _Image) -> VisionEmbedding: ...
+    @overload
+    def encode_document(
+        self,
+        image: _Image,
+        *,
+        output: Literal["object"] = "object",
+    ) -> VisionEmbedding: ...
+    @overload
+    def encode_document(
+        self,
+        image: _Image,
+        *,
+        output: Literal["array"],
+    ) -> _F32Matrix: ...
+    @overload
     def encode_documents(
         self,
         images: Iterable[_Image],
         *,
+        output: Literal["object"] = "object",
         batch_size: int | None = None,
         show_progress: bool = False,
     ) -> list[VisionEmbedding]: ...
+    @overload
+    def encode_documents(
+        self,
+        images: Iterable[_Image],
+        *,
+        output: Literal["array"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+    ) -> list[_F32Matrix]: ...
+    @overload
+    def encode_documents(
+        self,
+        images: Iterable[_Image],
+        *,
+        output: Literal["flat"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+    ) -> RaggedEmbeddings: ...
+    @overload
+    def encode_documents(
+        self,
+        images: Iterable[_Image],
+        *,
+        output: Literal["arrow"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+    ) -> Any: ...
+    @overload
     def encode_pdf(
         self,
         path: str | os.PathLike[str],
         *,
+        output: Literal["object"] = "object",
         dpi: int = 144,
         batch_size: int | None = None,
         show_progress: bool = False,
     ) -> list[VisionEmbedding]: ...
+    @overload
+    def encode_pdf(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        output: Literal["array"],
+        dpi: int = 144,
+        batch_size: int | None = None,
+        show_progress: bool = False,
+    ) -> list[_F32Matrix]: ...
+    @overload
+    def encode_pdf(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        output: Literal["flat"],
+        dpi: int = 144,
+        batch_size: int | None = None,
+        show_progress: bool = False,
+    ) -> RaggedEmbeddings: ...
+    @overload
+    def encode_pdf(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        output: Literal["arrow"],
+        dpi: int = 144,
+        batch_size: int | None = None,
+        show_progress: bool = False,
+    ) -> Any: ...
     @overload
     def encode_query(  # type: ignore[overload-overlap]
         self,
@@ -906,6 +1464,7 @@ class TesseraVision:
         output: Literal["array"] = "array",
         batch_size: int | None = None,
         show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
     ) -> _F32Matrix: ...
     @overload
     def encode_query(  # type: ignore[overload-overlap]
@@ -915,6 +1474,7 @@ class TesseraVision:
         output: Literal["object"],
         batch_size: int | None = None,
         show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
     ) -> TokenEmbeddings: ...
     @overload
     def encode_query(
@@ -924,6 +1484,7 @@ class TesseraVision:
         output: Literal["array"] = "array",
         batch_size: int | None = None,
         show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
     ) -> list[_F32Matrix]: ...
     @overload
     def encode_query(
@@ -933,26 +1494,118 @@ class TesseraVision:
         output: Literal["object"],
         batch_size: int | None = None,
         show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
     ) -> list[TokenEmbeddings]: ...
+    @overload
+    def encode_query(
+        self,
+        text: Sequence[str],
+        *,
+        output: Literal["flat"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
+    ) -> RaggedEmbeddings: ...
+    @overload
+    def encode_query(
+        self,
+        text: Sequence[str],
+        *,
+        output: Literal["arrow"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
+    ) -> Any: ...
     @overload
     def encode(
         self,
         image: list[_Image] | tuple[_Image, ...],
         *,
+        output: Literal["object"] = "object",
         batch_size: int | None = None,
         show_progress: bool = False,
     ) -> list[VisionEmbedding]: ...
     @overload
     def encode(
-        self, image: _Image, *, batch_size: int | None = None, show_progress: bool = False
+        self,
+        image: list[_Image] | tuple[_Image, ...],
+        *,
+        output: Literal["array"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+    ) -> list[_F32Matrix]: ...
+    @overload
+    def encode(
+        self,
+        image: list[_Image] | tuple[_Image, ...],
+        *,
+        output: Literal["flat"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+    ) -> RaggedEmbeddings: ...
+    @overload
+    def encode(
+        self,
+        image: list[_Image] | tuple[_Image, ...],
+        *,
+        output: Literal["arrow"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+    ) -> Any: ...
+    @overload
+    def encode(
+        self,
+        image: _Image,
+        *,
+        output: Literal["object"] = "object",
+        batch_size: int | None = None,
+        show_progress: bool = False,
     ) -> VisionEmbedding: ...
+    @overload
+    def encode(
+        self,
+        image: _Image,
+        *,
+        output: Literal["array"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+    ) -> _F32Matrix: ...
+    @overload
     def encode_batch(
         self,
         images: Iterable[_Image],
         *,
+        output: Literal["object"] = "object",
         batch_size: int | None = None,
         show_progress: bool = False,
     ) -> list[VisionEmbedding]: ...
+    @overload
+    def encode_batch(
+        self,
+        images: Iterable[_Image],
+        *,
+        output: Literal["array"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+    ) -> list[_F32Matrix]: ...
+    @overload
+    def encode_batch(
+        self,
+        images: Iterable[_Image],
+        *,
+        output: Literal["flat"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+    ) -> RaggedEmbeddings: ...
+    @overload
+    def encode_batch(
+        self,
+        images: Iterable[_Image],
+        *,
+        output: Literal["arrow"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+    ) -> Any: ...
     def similarity(
         self,
         query: str | npt.NDArray[np.floating[Any]],
@@ -961,6 +1614,10 @@ class TesseraVision:
     def dimension(self) -> int: ...
     def max_length(self) -> int: ...
     @overload
+    def count_tokens(self, texts: str) -> int: ...  # type: ignore[overload-overlap]
+    @overload
+    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+    @overload
     def encode_queries(
         self,
         texts: Iterable[str],
@@ -968,6 +1625,7 @@ class TesseraVision:
         output: Literal["array"] = "array",
         batch_size: int | None = None,
         show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
     ) -> list[_F32Matrix]: ...
     @overload
     def encode_queries(
@@ -977,7 +1635,28 @@ class TesseraVision:
         output: Literal["object"],
         batch_size: int | None = None,
         show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
     ) -> list[TokenEmbeddings]: ...
+    @overload
+    def encode_queries(
+        self,
+        texts: Iterable[str],
+        *,
+        output: Literal["flat"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
+    ) -> RaggedEmbeddings: ...
+    @overload
+    def encode_queries(
+        self,
+        texts: Iterable[str],
+        *,
+        output: Literal["arrow"],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        on_truncation: _OnTruncation = "ignore",
+    ) -> Any: ...
     def search(
         self,
         query: str | npt.NDArray[np.floating[Any]],

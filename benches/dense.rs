@@ -23,6 +23,7 @@ fn dense(c: &mut Criterion) {
     let options = EncodeOptions {
         batch_size: Some(BATCH),
         show_progress: false,
+        ..EncodeOptions::default()
     };
     let mut group = c.benchmark_group("dense");
     group.sample_size(10);

@@ -54,6 +54,7 @@ fn main() -> tessera::Result<()> {
     let options = EncodeOptions {
         batch_size: Some(batch),
         show_progress: false,
+        ..EncodeOptions::default()
     };
     for _ in 0..repeats {
         let (start, cpu_start) = (Instant::now(), cpu_seconds());

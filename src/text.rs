@@ -59,10 +59,20 @@ impl TextTokenizer {
     /// Token ids of each text, special tokens added, cut to `max_length` tokens the way
     /// the reference does: the first `max_length - specials` pieces are kept.
     pub fn encode_batch(&self, texts: &[&str], max_length: usize) -> Result<Vec<Vec<u32>>> {
-        let specials = self
-            .tokenizer
-            .get_post_processor()
-            .map_or(0, |p| p.added_tokens(false));
+        Ok(self
+            .encode_batch_flagged(texts, max_length)?
+            .into_iter()
+            .map(|(ids, _)| ids)
+            .collect())
+    }
+
+    /// [`encode_batch`](Self::encode_batch), with whether each text was cut.
+    pub fn encode_batch_flagged(
+        &self,
+        texts: &[&str],
+        max_length: usize,
+    ) -> Result<Vec<(Vec<u32>, bool)>> {
+        let specials = self.special_count();
         if max_length <= specials {
             return Err(TesseraError::Config(format!(
                 "max_length {max_length} leaves no room for text after {specials} special tokens"
@@ -73,24 +83,42 @@ impl TextTokenizer {
             .par_iter()
             .map(|text| {
                 let mut pieces = self.pieces(text, budget)?;
+                let truncated = pieces.len() > budget;
                 pieces.truncate(budget, 0, TruncationDirection::Right);
                 let full = self
                     .tokenizer
                     .post_process(pieces, None, true)
                     .map_err(|e| TesseraError::Tokenization(e.to_string()))?;
-                Ok(full.get_ids().to_vec())
+                Ok((full.get_ids().to_vec(), truncated))
             })
             .collect()
     }
 
-    /// The prefix of `text` its first `budget` pieces come from (all of it when shorter).
-    pub fn truncate_text<'t>(&self, text: &'t str, budget: usize) -> Result<&'t str> {
+    /// Tokens of each whole text, special tokens included: what the model would read
+    /// with no length limit. Long texts cost their full tokenization.
+    pub fn count_tokens(&self, texts: &[&str]) -> Result<Vec<usize>> {
+        let specials = self.special_count();
+        texts
+            .par_iter()
+            .map(|text| Ok(self.tokenize(text)?.len() + specials))
+            .collect()
+    }
+
+    fn special_count(&self) -> usize {
+        self.tokenizer
+            .get_post_processor()
+            .map_or(0, |p| p.added_tokens(false))
+    }
+
+    /// The prefix of `text` its first `budget` pieces come from (all of it when shorter),
+    /// and whether that cut anything.
+    pub fn truncate_text<'t>(&self, text: &'t str, budget: usize) -> Result<(&'t str, bool)> {
         let pieces = self.pieces(text, budget)?;
         if pieces.len() <= budget {
-            return Ok(text);
+            return Ok((text, false));
         }
         let end = pieces.get_offsets()[budget - 1].1;
-        Ok(text.get(..end).unwrap_or(text))
+        Ok((text.get(..end).unwrap_or(text), true))
     }
 
     /// The pieces of `text` (no special tokens), of which at least the first `budget` are

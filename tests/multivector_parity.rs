@@ -246,6 +246,7 @@ fn a_text_encodes_the_same_alone_and_in_any_batch() {
                 let options = EncodeOptions {
                     batch_size: Some(batch_size),
                     show_progress: false,
+                    ..EncodeOptions::default()
                 };
                 let batched = model
                     .encode_batch(&strs(&texts), is_query, &options)

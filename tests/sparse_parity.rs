@@ -318,6 +318,7 @@ fn a_text_encodes_the_same_alone_and_in_a_batch() {
                 &EncodeOptions {
                     batch_size: Some(3),
                     show_progress: false,
+                    ..EncodeOptions::default()
                 },
             )
             .unwrap();

@@ -14,6 +14,7 @@ from tessera._tessera import (
     Forecast,
     QuantizationConfig,
     QuantizedEmbeddings,
+    RaggedEmbeddings,
     SparseEmbedding,
     Tessera,
     TesseraDense,
@@ -48,6 +49,7 @@ from tessera.exceptions import (
     TesseraError,
     TesseraIOError,
     TokenizationError,
+    TruncationWarning,
     UnsupportedDimensionError,
 )
 
@@ -66,6 +68,7 @@ __all__ = [
     "QuantizationConfig",
     "QuantizationError",
     "QuantizedEmbeddings",
+    "RaggedEmbeddings",
     "SparseEmbedding",
     "TensorError",
     "Tessera",
@@ -83,6 +86,7 @@ __all__ = [
     "TesseraVisionBuilder",
     "TokenEmbeddings",
     "TokenizationError",
+    "TruncationWarning",
     "UnsupportedDimensionError",
     "VisionEmbedding",
     "__version__",

@@ -22,6 +22,7 @@ from tessera._tessera import (
     TesseraError,
     TesseraIOError,
     TokenizationError,
+    TruncationWarning,
     UnsupportedDimensionError,
 )
 
@@ -39,5 +40,6 @@ __all__ = [
     "TesseraError",
     "TesseraIOError",
     "TokenizationError",
+    "TruncationWarning",
     "UnsupportedDimensionError",
 ]

@@ -3,6 +3,7 @@
 use pyo3::prelude::*;
 
 mod builders;
+mod calls;
 mod convert;
 mod dense;
 mod device;
@@ -12,6 +13,7 @@ mod multivector;
 mod outputs;
 mod progress;
 mod quantization;
+mod ragged;
 mod registry;
 mod repr;
 mod sparse;
@@ -38,6 +40,7 @@ fn _tessera(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<multivector::PyMultiVector>()?;
     m.add_class::<multivector::PyMultiVectorBuilder>()?;
     m.add_class::<multivector::PyTokenEmbeddings>()?;
+    m.add_class::<ragged::PyRaggedEmbeddings>()?;
     m.add_class::<quantization::PyQuantizationConfig>()?;
     m.add_class::<quantization::PyQuantizedEmbeddings>()?;
     m.add_function(wrap_pyfunction!(quantization::quantize, m)?)?;

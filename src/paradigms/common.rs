@@ -1,6 +1,9 @@
-//! What the paradigms share: batch options and their validation.
+//! What the paradigms share: batch options, truncation reports and their validation.
+
+use std::sync::{Arc, Mutex};
 
 use crate::error::{Result, TesseraError};
+use crate::text::TextTokenizer;
 
 pub const DEFAULT_BATCH_SIZE: usize = 32;
 
@@ -9,6 +12,120 @@ pub const DEFAULT_BATCH_SIZE: usize = 32;
 pub struct EncodeOptions {
     pub batch_size: Option<usize>,
     pub show_progress: bool,
+    /// What to do when an input is longer than the model reads.
+    pub on_truncation: OnTruncation,
+    /// Filled by the call with each input's token count and whether it was cut.
+    pub report: TokenReport,
+}
+
+/// What an encode call does with inputs longer than the model's limit. Like
+/// sentence-transformers, the default cuts them silently.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnTruncation {
+    #[default]
+    Ignore,
+    /// Cut them; the caller warns after the call (see [`TokenReport`]).
+    Warn,
+    /// Refuse the call before any model work, naming the inputs.
+    Error,
+}
+
+impl OnTruncation {
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "ignore" => Ok(OnTruncation::Ignore),
+            "warn" => Ok(OnTruncation::Warn),
+            "error" => Ok(OnTruncation::Error),
+            other => Err(TesseraError::Config(format!(
+                "on_truncation must be 'ignore', 'warn' or 'error', got {other:?}"
+            ))),
+        }
+    }
+}
+
+/// How one input was tokenized: the tokens the model saw, and whether the text had more.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InputTokens {
+    pub num_tokens: usize,
+    pub truncated: bool,
+}
+
+/// Per-input token counts of the last call it was passed to, in input order, with the
+/// limit the inputs were cut at. Shared, so a caller keeps a handle while the call runs
+/// on a worker thread.
+#[derive(Debug, Clone, Default)]
+pub struct TokenReport(Arc<Mutex<(Vec<InputTokens>, usize)>>);
+
+impl TokenReport {
+    /// The inputs of the call, and the token limit they were held to.
+    pub fn get(&self) -> (Vec<InputTokens>, usize) {
+        match self.0.lock() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn set(&self, inputs: Vec<InputTokens>, limit: usize) {
+        match self.0.lock() {
+            Ok(mut guard) => *guard = (inputs, limit),
+            Err(poisoned) => *poisoned.into_inner() = (inputs, limit),
+        }
+    }
+}
+
+impl EncodeOptions {
+    /// Records how the inputs were tokenized and applies the truncation policy: with
+    /// `Error`, a call that would cut any input fails here, before the model runs.
+    pub fn check_tokens(&self, inputs: Vec<InputTokens>, limit: usize) -> Result<()> {
+        if self.on_truncation == OnTruncation::Error {
+            let cut: Vec<usize> = (0..inputs.len()).filter(|&i| inputs[i].truncated).collect();
+            if !cut.is_empty() {
+                return Err(TesseraError::Tokenization(format!(
+                    "{} {}: {} of {} {} longer than the model's limit of {limit} tokens; \
+                     shorten {}, or pass on_truncation='warn' or 'ignore' to cut them",
+                    if cut.len() == 1 { "input" } else { "inputs" },
+                    list_positions(&cut),
+                    cut.len(),
+                    inputs.len(),
+                    if cut.len() == 1 { "is" } else { "are" },
+                    if cut.len() == 1 { "it" } else { "them" },
+                )));
+            }
+        }
+        self.report.set(inputs, limit);
+        Ok(())
+    }
+}
+
+/// Token ids of each text cut to `max_length`, recorded in `options.report` under its
+/// truncation policy.
+pub fn tokenize_checked(
+    tokenizer: &TextTokenizer,
+    texts: &[&str],
+    max_length: usize,
+    options: &EncodeOptions,
+) -> Result<Vec<Vec<u32>>> {
+    let flagged = tokenizer.encode_batch_flagged(texts, max_length)?;
+    let inputs = flagged
+        .iter()
+        .map(|(ids, truncated)| InputTokens {
+            num_tokens: ids.len(),
+            truncated: *truncated,
+        })
+        .collect();
+    options.check_tokens(inputs, max_length)?;
+    Ok(flagged.into_iter().map(|(ids, _)| ids).collect())
+}
+
+/// `3, 7, 9` or, past eight, `3, 7, 9, ... (12 in all)`.
+fn list_positions(positions: &[usize]) -> String {
+    const SHOWN: usize = 8;
+    let head: Vec<String> = positions.iter().take(SHOWN).map(usize::to_string).collect();
+    if positions.len() > SHOWN {
+        format!("{}, ... ({} in all)", head.join(", "), positions.len())
+    } else {
+        head.join(", ")
+    }
 }
 
 pub fn check_batch_size(batch_size: usize) -> Result<()> {

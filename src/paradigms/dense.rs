@@ -16,7 +16,8 @@ use crate::layout::{
 use crate::matrix::Matrix;
 use crate::paradigms::common::{
     check_batch_size, check_common, check_max_length, common_builder_setters, resolve_max_length,
-    resolve_model, text_builder_setters, with_prefix, EncodeOptions, DEFAULT_BATCH_SIZE,
+    resolve_model, text_builder_setters, tokenize_checked, with_prefix, EncodeOptions,
+    DEFAULT_BATCH_SIZE,
 };
 use crate::progress::Progress;
 use crate::registry::{self, Paradigm, PoolingKind};
@@ -289,10 +290,7 @@ impl DenseEmbedder {
         }
         let batch_size = options.batch_size.unwrap_or(self.batch_size);
         check_batch_size(batch_size)?;
-        let sequences = self
-            .encoder
-            .tokenizer
-            .encode_batch(texts, self.max_length)?;
+        let sequences = tokenize_checked(&self.encoder.tokenizer, texts, self.max_length, options)?;
         let progress = Progress::new(texts.len(), "encoding", options.show_progress);
         let rows =
             self.encoder
@@ -322,6 +320,12 @@ impl DenseEmbedder {
     /// truncated to `max_length()`).
     pub fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
         self.encoder.tokenizer.encode_batch(texts, self.max_length)
+    }
+
+    /// Tokens of each whole text, special tokens included, before any truncation: more
+    /// than `max_length()` means `encode` cuts it.
+    pub fn count_tokens(&self, texts: &[&str]) -> Result<Vec<usize>> {
+        self.encoder.tokenizer.count_tokens(texts)
     }
 
     /// The token strings of a text as the model sees it.

@@ -23,7 +23,7 @@ use crate::layout::{read_optional_json, SentenceTransformersLayout};
 use crate::matrix::Matrix;
 use crate::paradigms::common::{
     check_batch_size, check_common, common_builder_setters, resolve_model, EncodeOptions,
-    DEFAULT_BATCH_SIZE,
+    InputTokens, DEFAULT_BATCH_SIZE,
 };
 use crate::progress::Progress;
 use crate::quantization::{maxsim_quantized, quantize, QuantizationConfig, QuantizedEmbeddings};
@@ -149,6 +149,8 @@ pub struct TokenEmbeddings {
     pub token_ids: Vec<u32>,
     /// Vocabulary strings of `token_ids` (`##` pieces and markers as stored).
     pub tokens: Vec<String>,
+    /// The text had more tokens than the model reads and was cut.
+    pub truncated: bool,
 }
 
 impl TokenEmbeddings {
@@ -427,10 +429,13 @@ impl MultiVectorEmbedder {
         options: &EncodeOptions,
     ) -> Result<Vec<TokenEmbeddings>> {
         let rows = self.encode_rows(texts, is_query, options)?;
+        let (inputs, _) = options.report.get();
         Ok(texts
             .iter()
             .zip(rows)
-            .map(|(text, (embeddings, token_ids))| TokenEmbeddings {
+            .zip(inputs)
+            .map(|((text, (embeddings, token_ids)), input)| TokenEmbeddings {
+                truncated: input.truncated,
                 text: text.to_string(),
                 tokens: token_ids
                     .iter()
@@ -445,31 +450,74 @@ impl MultiVectorEmbedder {
     /// The token ids the encoder sees for each text (marker inserted, expansion
     /// `[MASK]`s appended for queries) and how many of them are attended to.
     pub fn tokenize(&self, texts: &[&str], is_query: bool) -> Result<Vec<(Vec<u32>, usize)>> {
+        Ok(self
+            .tokenize_flagged(texts, is_query)?
+            .into_iter()
+            .map(|(ids, attended, _)| (ids, attended))
+            .collect())
+    }
+
+    /// The most tokens a query or document keeps, its marker included.
+    pub fn length_limit(&self, is_query: bool) -> usize {
+        if is_query {
+            self.settings.query_length
+        } else {
+            self.settings.document_length
+        }
+    }
+
+    /// Tokens of each whole text as `tokenize` would see it with no length limit (marker
+    /// included, no query expansion).
+    pub fn count_tokens(&self, texts: &[&str]) -> Result<Vec<usize>> {
+        let stripped = self.stripped(texts);
+        Ok(self
+            .encoder
+            .tokenizer
+            .count_tokens(&stripped)?
+            .into_iter()
+            .map(|n| n + 1)
+            .collect())
+    }
+
+    /// PyLate strips every text first (sentence-transformers' tokenize does); with a
+    /// byte-level tokenizer the surrounding whitespace would otherwise be tokens.
+    fn stripped<'t>(&self, texts: &[&'t str]) -> Vec<&'t str> {
+        match self.settings.layout {
+            ColbertLayout::PyLate => texts.iter().map(|t| python_strip(t)).collect(),
+            ColbertLayout::ColbertAi => texts.to_vec(),
+        }
+    }
+
+    /// [`tokenize`](Self::tokenize), with the tokens before expansion and whether the
+    /// text was cut.
+    fn tokenize_flagged(
+        &self,
+        texts: &[&str],
+        is_query: bool,
+    ) -> Result<Vec<(Vec<u32>, usize, InputTokens)>> {
         let s = &self.settings;
         let (length, marker) = if is_query {
             (s.query_length, s.query_marker)
         } else {
             (s.document_length, s.document_marker)
         };
-        // PyLate strips every text first (sentence-transformers' tokenize does); with a
-        // byte-level tokenizer the surrounding whitespace would otherwise be tokens.
-        let stripped: Vec<&str>;
-        let texts = match s.layout {
-            ColbertLayout::PyLate => {
-                stripped = texts.iter().map(|t| python_strip(t)).collect();
-                &stripped
-            }
-            ColbertLayout::ColbertAi => texts,
-        };
+        let texts = self.stripped(texts);
         // One position is kept free for the marker inserted after [CLS].
-        let encoded = self.encoder.tokenizer.encode_batch(texts, length - 1)?;
+        let encoded = self
+            .encoder
+            .tokenizer
+            .encode_batch_flagged(&texts, length - 1)?;
         Ok(encoded
             .into_iter()
-            .map(|mut ids| {
+            .map(|(mut ids, truncated)| {
                 ids.insert(1.min(ids.len()), marker);
+                let input = InputTokens {
+                    num_tokens: ids.len(),
+                    truncated,
+                };
                 if !is_query {
                     let n = ids.len();
-                    return (ids, n);
+                    return (ids, n, input);
                 }
                 if let Some(pad) = s.query_pad_to_mask {
                     ids.iter_mut()
@@ -485,7 +533,7 @@ impl MultiVectorEmbedder {
                 } else {
                     real
                 };
-                (ids, attended)
+                (ids, attended, input)
             })
             .collect())
     }
@@ -501,8 +549,15 @@ impl MultiVectorEmbedder {
         }
         let batch_size = options.batch_size.unwrap_or(self.batch_size);
         check_batch_size(batch_size)?;
-        let (sequences, attended): (Vec<Vec<u32>>, Vec<usize>) =
-            self.tokenize(texts, is_query)?.into_iter().unzip();
+        let mut sequences = Vec::with_capacity(texts.len());
+        let mut attended = Vec::with_capacity(texts.len());
+        let mut inputs = Vec::with_capacity(texts.len());
+        for (ids, seen, input) in self.tokenize_flagged(texts, is_query)? {
+            sequences.push(ids);
+            attended.push(seen);
+            inputs.push(input);
+        }
+        options.check_tokens(inputs, self.length_limit(is_query))?;
         let progress = Progress::new(
             texts.len(),
             if is_query { "queries" } else { "documents" },

@@ -14,7 +14,8 @@ use crate::layout::{named_prompt, read_optional_json, PromptSide, SentenceTransf
 use crate::matrix::Matrix;
 use crate::paradigms::common::{
     check_batch_size, check_common, check_max_length, common_builder_setters, resolve_max_length,
-    resolve_model, text_builder_setters, with_prefix, EncodeOptions, DEFAULT_BATCH_SIZE,
+    resolve_model, text_builder_setters, tokenize_checked, with_prefix, EncodeOptions,
+    DEFAULT_BATCH_SIZE,
 };
 
 use crate::progress::Progress;
@@ -458,10 +459,7 @@ impl SparseEmbedder {
         }
         let batch_size = options.batch_size.unwrap_or(self.batch_size);
         check_batch_size(batch_size)?;
-        let sequences = self
-            .encoder
-            .tokenizer
-            .encode_batch(texts, self.max_length)?;
+        let sequences = tokenize_checked(&self.encoder.tokenizer, texts, self.max_length, options)?;
         let progress = Progress::new(texts.len(), "encoding", options.show_progress);
         self.encoder
             .run(&sequences, None, batch_size, &progress, |packed, hidden| {
@@ -543,6 +541,12 @@ impl SparseEmbedder {
             .into_iter()
             .map(|(id, value)| (self.encoder.tokenizer.id_to_token(id), value))
             .collect()
+    }
+
+    /// Tokens of each whole text, special tokens included, before any truncation: more
+    /// than `max_length()` means `encode` cuts it.
+    pub fn count_tokens(&self, texts: &[&str]) -> Result<Vec<usize>> {
+        self.encoder.tokenizer.count_tokens(texts)
     }
 
     /// Token ids of each text exactly as the model sees them (special tokens added,

@@ -21,6 +21,7 @@ use crate::models::checkpoint::{weight_files, Checkpoint};
 use crate::models::colpali::{ColPali, Config, CHECKPOINT_PREFIXES};
 use crate::paradigms::common::{
     check_batch_size, check_common, common_builder_setters, resolve_model, EncodeOptions,
+    InputTokens,
 };
 use crate::paradigms::multivector::TokenEmbeddings;
 use crate::progress::Progress;
@@ -266,7 +267,16 @@ impl VisionEmbedder {
 
     /// The token ids of a query: `<bos>Question: {text}<pad>×10\n`, text verbatim.
     pub fn query_token_ids(&self, text: &str) -> Result<Vec<u32>> {
-        let text = self.tokenizer.truncate_text(text, QUERY_MAX_TOKENS)?;
+        Ok(self.query_tokens(text)?.0)
+    }
+
+    /// Tokens of each whole query text, with no length limit (the prompt's excluded).
+    pub fn count_tokens(&self, texts: &[&str]) -> Result<Vec<usize>> {
+        self.tokenizer.count_tokens(texts)
+    }
+
+    fn query_tokens(&self, text: &str) -> Result<(Vec<u32>, bool)> {
+        let (text, truncated) = self.tokenizer.truncate_text(text, QUERY_MAX_TOKENS)?;
         let p = &self.prompts;
         let prompt = format!(
             "{}{}{text}{}\n",
@@ -274,7 +284,7 @@ impl VisionEmbedder {
             p.query_prefix,
             p.pad.repeat(QUERY_AUGMENTATION_TOKENS)
         );
-        encode_prompt(&self.tokenizer, &prompt)
+        Ok((encode_prompt(&self.tokenizer, &prompt)?, truncated))
     }
 
     /// A page image's token matrix `(num_patches() + prompt tokens, embedding_dim())`.
@@ -339,11 +349,25 @@ impl VisionEmbedder {
     /// Token matrices of many queries, in input order, computed in length-sorted
     /// batches (padding is masked out and its rows dropped).
     pub fn encode_queries(&self, texts: &[&str], options: &EncodeOptions) -> Result<Vec<Matrix>> {
-        let sequences = texts
-            .iter()
-            .map(|t| self.query_token_ids(t))
-            .collect::<Result<Vec<_>>>()?;
+        let sequences = self.checked_queries(texts, options)?;
         self.query_matrices(&sequences, options)
+    }
+
+    /// Query token ids, recorded in `options.report` (the limit is on the query text).
+    fn checked_queries(&self, texts: &[&str], options: &EncodeOptions) -> Result<Vec<Vec<u32>>> {
+        let tokenized = texts
+            .iter()
+            .map(|t| self.query_tokens(t))
+            .collect::<Result<Vec<_>>>()?;
+        let inputs = tokenized
+            .iter()
+            .map(|(ids, truncated)| InputTokens {
+                num_tokens: ids.len(),
+                truncated: *truncated,
+            })
+            .collect();
+        options.check_tokens(inputs, QUERY_MAX_TOKENS)?;
+        Ok(tokenized.into_iter().map(|(ids, _)| ids).collect())
     }
 
     /// Queries with the text, token ids and token strings each row belongs to.
@@ -352,16 +376,16 @@ impl VisionEmbedder {
         texts: &[&str],
         options: &EncodeOptions,
     ) -> Result<Vec<TokenEmbeddings>> {
-        let sequences = texts
-            .iter()
-            .map(|t| self.query_token_ids(t))
-            .collect::<Result<Vec<_>>>()?;
+        let sequences = self.checked_queries(texts, options)?;
         let matrices = self.query_matrices(&sequences, options)?;
+        let (inputs, _) = options.report.get();
         Ok(texts
             .iter()
             .zip(sequences)
             .zip(matrices)
-            .map(|((text, token_ids), embeddings)| TokenEmbeddings {
+            .zip(inputs)
+            .map(|(((text, token_ids), embeddings), input)| TokenEmbeddings {
+                truncated: input.truncated,
                 text: text.to_string(),
                 tokens: token_ids
                     .iter()

@@ -325,14 +325,3 @@ pub fn array_protocol<'py>(
     }
     Ok(out)
 }
-
-/// The `output=` keyword: `"array"` (NumPy) or `"object"` (an embedding object).
-pub fn output_is_object(output: &str) -> PyResult<bool> {
-    match output {
-        "array" => Ok(false),
-        "object" => Ok(true),
-        other => Err(pyo3::exceptions::PyValueError::new_err(format!(
-            "output must be 'array' or 'object', not {other:?}"
-        ))),
-    }
-}

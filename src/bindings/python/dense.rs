@@ -8,15 +8,16 @@ use super::repr::{bool_repr, device_repr, str_repr};
 use pyo3::types::{PyList, PyString};
 
 use super::builders::py_builder;
+use super::calls::{count_tokens_with, finish, text_options, Output};
 use super::convert::{
-    detached, matrix_arg, matrix_to_numpy, model_arg, output_is_object, text_arg, texts_arg,
-    vector_arg, vector_to_numpy, Count,
+    detached, matrix_arg, matrix_to_numpy, model_arg, text_arg, texts_arg, vector_arg,
+    vector_to_numpy, Count,
 };
 use super::device::{device_arg, dtype_arg};
 use super::outputs::PyDenseEmbedding;
 use super::quantization::quantized_to_numpy;
 use crate::matrix::Matrix;
-use crate::paradigms::common::EncodeOptions;
+use crate::paradigms::common::{EncodeOptions, InputTokens};
 use crate::paradigms::dense::{DenseBuilder, DenseEmbedder};
 use crate::quantization::{quantize_embeddings, Precision};
 
@@ -92,7 +93,7 @@ impl PyDense {
     #[pyo3(signature = (
         sentences, *, output="array", batch_size=None, show_progress=false,
         show_progress_bar=None, normalize_embeddings=false, prompt_name=None, prompt=None,
-        truncate_dim=None, precision="float32", convert_to_numpy=true
+        truncate_dim=None, precision="float32", convert_to_numpy=true, on_truncation="ignore"
     ))]
     #[allow(clippy::too_many_arguments)] // sentence-transformers' keywords, one to one
     fn encode<'py>(
@@ -109,8 +110,9 @@ impl PyDense {
         truncate_dim: Option<Count>,
         precision: &str,
         convert_to_numpy: bool,
+        on_truncation: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let objects = output_is_object(output)?;
+        let objects = Output::is_object(output)?;
         let precision = Precision::parse(precision)?;
         let single = sentences.is_instance_of::<PyString>();
         if sentences.is_instance_of::<pyo3::types::PyBytes>() {
@@ -138,31 +140,26 @@ impl PyDense {
                 .into());
             }
         }
-        let options = EncodeOptions {
-            batch_size: batch_size.map(Count::get),
-            show_progress: show_progress || show_progress_bar == Some(true),
-        };
+        let options = text_options(
+            batch_size,
+            show_progress || show_progress_bar == Some(true),
+            on_truncation,
+        )?;
         let model = Arc::clone(&self.inner);
+        let call = options.clone();
+        let call_prefix = prefix.clone();
         let (matrix, texts) = detached(py, move || {
-            let prefixed: Vec<String> = match &prefix {
+            let prefixed: Vec<String> = match &call_prefix {
                 Some(p) => texts.iter().map(|t| format!("{p}{t}")).collect(),
                 None => texts.clone(),
             };
             let refs: Vec<&str> = prefixed.iter().map(String::as_str).collect();
-            let matrix = model.encode_batch(&refs, &options)?;
+            let matrix = model.encode_batch(&refs, &call)?;
             Ok((reshape(matrix, truncate_dim, normalize_embeddings), texts))
         })?;
+        let inputs = finish(py, &options)?;
         if objects {
-            let list = PyList::empty(py);
-            for (row, text) in matrix.iter_rows().zip(texts) {
-                let tokens = self.inner.token_strings(&text)?;
-                list.append(PyDenseEmbedding::wrap(
-                    py,
-                    row.to_vec(),
-                    Some(text),
-                    Some(tokens),
-                ))?;
-            }
+            let list = self.objects(py, &matrix, texts, prefix.as_deref(), &inputs)?;
             return Ok(if single {
                 list.get_item(0)?
             } else {
@@ -198,7 +195,7 @@ impl PyDense {
 
     /// Embeds many texts: an array of shape `(n, dim)` (rows in input order), or a list
     /// of `DenseEmbedding` when `output="object"`.
-    #[pyo3(signature = (texts, *, batch_size=None, show_progress=false, output="array"))]
+    #[pyo3(signature = (texts, *, batch_size=None, show_progress=false, output="array", on_truncation="ignore"))]
     fn encode_batch<'py>(
         &self,
         py: Python<'py>,
@@ -206,60 +203,65 @@ impl PyDense {
         batch_size: Option<Count>,
         show_progress: bool,
         output: &str,
+        on_truncation: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let batch_size = batch_size.map(Count::get);
-        let objects = output_is_object(output)?;
+        let objects = Output::is_object(output)?;
         let texts = texts_arg(texts, "texts")?;
-        let options = EncodeOptions {
-            batch_size,
-            show_progress,
-        };
+        let options = text_options(batch_size, show_progress, on_truncation)?;
         let model = Arc::clone(&self.inner);
+        let call = options.clone();
         let (matrix, texts) = detached(py, move || {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            model.encode_batch(&refs, &options).map(|m| (m, texts))
+            model.encode_batch(&refs, &call).map(|m| (m, texts))
         })?;
+        let inputs = finish(py, &options)?;
         if !objects {
             return Ok(matrix_to_numpy(py, matrix)?.into_any());
         }
-        let list = PyList::empty(py);
-        for (row, text) in matrix.iter_rows().zip(texts) {
-            let tokens = self.inner.token_strings(&text)?;
-            list.append(PyDenseEmbedding::wrap(
-                py,
-                row.to_vec(),
-                Some(text),
-                Some(tokens),
-            ))?;
-        }
-        Ok(list.into_any())
+        Ok(self.objects(py, &matrix, texts, None, &inputs)?.into_any())
     }
 
     /// Embeds query text(s) with the model's query prefix: `(dim,)` for a str,
-    /// `(n, dim)` for a sequence.
-    #[pyo3(signature = (text, *, batch_size=None, show_progress=false))]
+    /// `(n, dim)` for a sequence (`DenseEmbedding`s with `output="object"`).
+    #[pyo3(signature = (text, *, batch_size=None, show_progress=false, output="array", on_truncation="ignore"))]
     fn encode_query<'py>(
         &self,
         py: Python<'py>,
         text: &Bound<'py, PyAny>,
         batch_size: Option<Count>,
         show_progress: bool,
+        output: &str,
+        on_truncation: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let batch_size = batch_size.map(Count::get);
-        self.encode_with_prefix(py, text, batch_size, show_progress, true)
+        let options = text_options(batch_size, show_progress, on_truncation)?;
+        self.encode_with_prefix(py, text, options, output, true)
     }
 
     /// Embeds document text(s) with the model's document prefix.
-    #[pyo3(signature = (text, *, batch_size=None, show_progress=false))]
+    #[pyo3(signature = (text, *, batch_size=None, show_progress=false, output="array", on_truncation="ignore"))]
     fn encode_document<'py>(
         &self,
         py: Python<'py>,
         text: &Bound<'py, PyAny>,
         batch_size: Option<Count>,
         show_progress: bool,
+        output: &str,
+        on_truncation: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let batch_size = batch_size.map(Count::get);
-        self.encode_with_prefix(py, text, batch_size, show_progress, false)
+        let options = text_options(batch_size, show_progress, on_truncation)?;
+        self.encode_with_prefix(py, text, options, output, false)
+    }
+
+    /// Tokens of each whole text, special tokens included, before truncation (no
+    /// prompt): more than `max_length()` means `encode` cuts it. An int for a str.
+    #[pyo3(signature = (texts))]
+    fn count_tokens<'py>(
+        &self,
+        py: Python<'py>,
+        texts: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let model = Arc::clone(&self.inner);
+        count_tokens_with(py, texts, move |refs| model.count_tokens(refs))
     }
 
     /// Cosine similarity of two texts or two vectors.
@@ -425,34 +427,76 @@ impl PyDense {
         &self,
         py: Python<'py>,
         text: &Bound<'py, PyAny>,
-        batch_size: Option<usize>,
-        show_progress: bool,
+        options: EncodeOptions,
+        output: &str,
         query: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let objects = Output::is_object(output)?;
         let single = text.is_instance_of::<PyString>();
         let texts = if single {
             vec![text_arg(text, "text")?]
         } else {
             texts_arg(text, "texts")?
         };
-        let options = EncodeOptions {
-            batch_size,
-            show_progress,
-        };
         let model = Arc::clone(&self.inner);
-        let matrix = detached(py, move || {
+        let call = options.clone();
+        let (matrix, texts) = detached(py, move || {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            if query {
-                model.encode_queries(&refs, &options)
+            let matrix = if query {
+                model.encode_queries(&refs, &call)
             } else {
-                model.encode_documents(&refs, &options)
-            }
+                model.encode_documents(&refs, &call)
+            };
+            matrix.map(|m| (m, texts))
         })?;
+        let inputs = finish(py, &options)?;
+        if objects {
+            let prefix = if query {
+                self.inner.query_prefix()
+            } else {
+                self.inner.document_prefix()
+            };
+            let list = self.objects(py, &matrix, texts, prefix, &inputs)?;
+            return if single {
+                list.get_item(0)
+            } else {
+                Ok(list.into_any())
+            };
+        }
         if single {
             Ok(vector_to_numpy(py, matrix.data).into_any())
         } else {
             Ok(matrix_to_numpy(py, matrix)?.into_any())
         }
+    }
+
+    /// `DenseEmbedding`s of encoded rows: each with its text, the tokens the model read
+    /// (`prefix` included) and whether the text was cut.
+    fn objects<'py>(
+        &self,
+        py: Python<'py>,
+        matrix: &Matrix,
+        texts: Vec<String>,
+        prefix: Option<&str>,
+        inputs: &[InputTokens],
+    ) -> PyResult<Bound<'py, PyList>> {
+        let list = PyList::empty(py);
+        for (i, (row, text)) in matrix.iter_rows().zip(texts).enumerate() {
+            let seen = match prefix {
+                Some(p) => format!("{p}{text}"),
+                None => text.clone(),
+            };
+            let tokens = self.inner.token_strings(&seen)?;
+            let truncated = inputs.get(i).is_some_and(|input| input.truncated);
+            list.append(PyDenseEmbedding::wrap(
+                py,
+                row.to_vec(),
+                Some(text),
+                Some(tokens),
+                truncated,
+            ))?;
+        }
+        Ok(list)
     }
 }
 

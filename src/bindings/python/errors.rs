@@ -2,7 +2,8 @@
 //! mapping of `TesseraError` onto them: a new variant cannot compile without a class.
 
 use pyo3::exceptions::{
-    PyException, PyKeyboardInterrupt, PyMemoryError, PyOSError, PyRuntimeError, PyValueError,
+    PyException, PyKeyboardInterrupt, PyMemoryError, PyOSError, PyRuntimeError, PyUserWarning,
+    PyValueError,
 };
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -86,9 +87,31 @@ fn classes(py: Python<'_>) -> PyResult<&Vec<Py<PyType>>> {
     })
 }
 
-/// Adds `TesseraError` and every subclass to the extension module.
+/// `TruncationWarning`, a `UserWarning`: inputs were cut to the model's limit.
+pub fn truncation_warning(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    static WARNING: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    WARNING
+        .get_or_try_init(py, || {
+            let namespace = PyDict::new(py);
+            namespace.set_item("__module__", "tessera.exceptions")?;
+            namespace.set_item(
+                "__doc__",
+                "Inputs were longer than the model reads and were cut (on_truncation='warn').",
+            )?;
+            let bases = PyTuple::new(py, [py.get_type::<PyUserWarning>()])?;
+            Ok(py
+                .get_type::<PyType>()
+                .call1(("TruncationWarning", bases, namespace))?
+                .cast_into::<PyType>()?
+                .unbind())
+        })
+        .map(|class| class.bind(py))
+}
+
+/// Adds `TesseraError`, every subclass and `TruncationWarning` to the extension module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    m.add("TruncationWarning", truncation_warning(py)?)?;
     let all = classes(py)?;
     m.add("TesseraError", all[0].bind(py))?;
     for (spec, class) in CLASSES.iter().zip(&all[1..]) {

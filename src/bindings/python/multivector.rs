@@ -10,12 +10,14 @@ use super::repr::{device_repr, html_card, str_repr};
 use pyo3::types::{PyList, PyString};
 
 use super::builders::py_builder;
+use super::calls::{count_tokens_with, finish, text_options, Output};
 use super::convert::{
-    array_protocol, detached, matrix_arg, matrix_to_numpy, model_arg, output_is_object, text_arg,
-    texts_arg, type_name, Count,
+    array_protocol, detached, matrix_arg, matrix_to_numpy, model_arg, text_arg, texts_arg,
+    type_name, Count,
 };
 use super::device::{device_arg, dtype_arg};
 use super::quantization::{quantization_arg, PyQuantizationConfig, PyQuantizedEmbeddings};
+use super::ragged::PyRaggedEmbeddings;
 use crate::matrix::Matrix;
 use crate::paradigms::common::EncodeOptions;
 use crate::paradigms::multivector::{MultiVectorBuilder, MultiVectorEmbedder, TokenEmbeddings};
@@ -42,13 +44,14 @@ impl PyTokenEmbeddings {
 #[pymethods]
 impl PyTokenEmbeddings {
     #[new]
-    #[pyo3(signature = (embeddings, text=None, tokens=None, token_ids=None))]
+    #[pyo3(signature = (embeddings, text=None, tokens=None, token_ids=None, truncated=false))]
     fn new(
         py: Python<'_>,
         embeddings: &Bound<'_, PyAny>,
         text: Option<String>,
         tokens: Option<Vec<String>>,
         token_ids: Option<Vec<u32>>,
+        truncated: bool,
     ) -> PyResult<Self> {
         let embeddings = matrix_arg(embeddings, "embeddings")?;
         let rows = embeddings.rows;
@@ -68,6 +71,7 @@ impl PyTokenEmbeddings {
                 embeddings,
                 token_ids,
                 tokens,
+                truncated,
             },
         )
     }
@@ -80,6 +84,7 @@ impl PyTokenEmbeddings {
             this.inner.text.clone(),
             this.inner.tokens.clone(),
             this.inner.token_ids.clone(),
+            this.inner.truncated,
         )
             .into_pyobject(py)?
             .into_any();
@@ -111,6 +116,12 @@ impl PyTokenEmbeddings {
     #[getter]
     fn num_tokens(&self) -> usize {
         self.inner.num_tokens()
+    }
+
+    /// The text had more tokens than the model reads and was cut.
+    #[getter]
+    fn truncated(&self) -> bool {
+        self.inner.truncated
     }
 
     #[getter]
@@ -242,9 +253,10 @@ impl PyMultiVector {
         PyMultiVectorBuilder::fresh()
     }
 
-    /// A document's token matrix `(num_tokens, dim)`; `output="object"` gives a
-    /// `TokenEmbeddings` with the token strings.
-    #[pyo3(signature = (text, *, output="array", is_query=false, batch_size=None, show_progress=false, show_progress_bar=None))]
+    /// A document's token matrix `(num_tokens, dim)`, or a list for a list of texts;
+    /// `output="object"` gives `TokenEmbeddings` with the token strings, and for a list
+    /// `output="flat"` gives one `RaggedEmbeddings`.
+    #[pyo3(signature = (text, *, output="array", is_query=false, batch_size=None, show_progress=false, show_progress_bar=None, on_truncation="ignore"))]
     #[allow(clippy::too_many_arguments)] // PyLate's keywords beside the shared ones
     fn encode<'py>(
         &self,
@@ -255,40 +267,49 @@ impl PyMultiVector {
         batch_size: Option<Count>,
         show_progress: bool,
         show_progress_bar: Option<bool>,
+        on_truncation: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
         let show = show_progress || show_progress_bar == Some(true);
-        if text.is_instance_of::<pyo3::types::PyString>() {
-            return self.encode_one(py, text, is_query, output);
-        }
-        Ok(self
-            .encode_batch(py, text, is_query, batch_size, show, output)?
-            .into_any())
+        let options = text_options(batch_size, show, on_truncation)?;
+        self.encode_any(py, text, is_query, options, output)
     }
 
-    /// A query's token matrix `(query_length, dim)`, expansion rows included.
-    #[pyo3(signature = (text, *, output="array"))]
+    /// A query's token matrix `(query_length, dim)`, expansion rows included (a list for
+    /// a list of texts).
+    #[pyo3(signature = (text, *, output="array", batch_size=None, show_progress=false, on_truncation="ignore"))]
     fn encode_query<'py>(
         &self,
         py: Python<'py>,
         text: &Bound<'py, PyAny>,
         output: &str,
+        batch_size: Option<Count>,
+        show_progress: bool,
+        on_truncation: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.encode_one(py, text, true, output)
+        let options = text_options(batch_size, show_progress, on_truncation)?;
+        self.encode_any(py, text, true, options, output)
     }
 
-    /// A document's token matrix (punctuation rows dropped).
-    #[pyo3(signature = (text, *, output="array"))]
+    /// A document's token matrix, punctuation rows dropped (a list for a list of texts).
+    #[pyo3(signature = (text, *, output="array", batch_size=None, show_progress=false, on_truncation="ignore"))]
     fn encode_document<'py>(
         &self,
         py: Python<'py>,
         text: &Bound<'py, PyAny>,
         output: &str,
+        batch_size: Option<Count>,
+        show_progress: bool,
+        on_truncation: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.encode_one(py, text, false, output)
+        let options = text_options(batch_size, show_progress, on_truncation)?;
+        self.encode_any(py, text, false, options, output)
     }
 
-    /// Token matrices of many texts (a list, one `(num_tokens, dim)` array per text).
-    #[pyo3(signature = (texts, is_query=false, *, batch_size=None, show_progress=false, output="array"))]
+    /// Token matrices of many texts: a list, one `(num_tokens, dim)` array per text
+    /// (`TokenEmbeddings` with `output="object"`, one `RaggedEmbeddings` with
+    /// `output="flat"`).
+    #[pyo3(signature = (texts, is_query=false, *, batch_size=None, show_progress=false, output="array", on_truncation="ignore"))]
+    #[allow(clippy::too_many_arguments)] // the shared keywords plus PyLate's is_query
     fn encode_batch<'py>(
         &self,
         py: Python<'py>,
@@ -297,28 +318,23 @@ impl PyMultiVector {
         batch_size: Option<Count>,
         show_progress: bool,
         output: &str,
-    ) -> PyResult<Bound<'py, PyList>> {
-        let batch_size = batch_size.map(Count::get);
-        let objects = output_is_object(output)?;
-        let texts = texts_arg(texts, "texts")?;
-        let options = EncodeOptions {
-            batch_size,
-            show_progress,
-        };
+        on_truncation: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let output = Output::parse(output, true)?;
+        let options = text_options(batch_size, show_progress, on_truncation)?;
+        self.encode_many(py, texts, is_query, options, output)
+    }
+
+    /// Tokens of each whole text as the model would read it with no length limit (its
+    /// marker included): more than `max_length()` means `encode` cuts it.
+    #[pyo3(signature = (texts))]
+    fn count_tokens<'py>(
+        &self,
+        py: Python<'py>,
+        texts: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let model = Arc::clone(&self.inner);
-        let encoded = detached(py, move || {
-            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            model.encode_batch_with_tokens(&refs, is_query, &options)
-        })?;
-        let list = PyList::empty(py);
-        for item in encoded {
-            if objects {
-                list.append(PyTokenEmbeddings::wrap(py, item)?)?;
-            } else {
-                list.append(matrix_to_numpy(py, item.embeddings)?)?;
-            }
-        }
-        Ok(list)
+        count_tokens_with(py, texts, move |refs| model.count_tokens(refs))
     }
 
     /// MaxSim: for each query row the best dot product over document rows, summed.
@@ -477,33 +493,60 @@ impl PyMultiVector {
         })
     }
 
-    /// One text's matrix, or a list of matrices for a list of texts.
-    fn encode_one<'py>(
+    /// One text's matrix (or object), or the batch form for a list of texts.
+    fn encode_any<'py>(
         &self,
         py: Python<'py>,
         text: &Bound<'py, PyAny>,
         is_query: bool,
+        options: EncodeOptions,
         output: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        if !text.is_instance_of::<pyo3::types::PyString>() {
-            return Ok(self
-                .encode_batch(py, text, is_query, None, false, output)?
-                .into_any());
+        let single = text.is_instance_of::<PyString>();
+        let output = Output::parse(output, !single)?;
+        if !single {
+            return self.encode_many(py, text, is_query, options, output);
         }
-        let objects = output_is_object(output)?;
-        let text = text_arg(text, "text")?;
+        let one = PyList::new(py, [text])?;
+        self.encode_many(py, one.as_any(), is_query, options, output)?
+            .get_item(0)
+    }
+
+    fn encode_many<'py>(
+        &self,
+        py: Python<'py>,
+        texts: &Bound<'py, PyAny>,
+        is_query: bool,
+        options: EncodeOptions,
+        output: Output,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let texts = texts_arg(texts, "texts")?;
         let model = Arc::clone(&self.inner);
-        let mut encoded = detached(py, move || {
-            model.encode_batch_with_tokens(&[text.as_str()], is_query, &EncodeOptions::default())
+        let call = options.clone();
+        let encoded = detached(py, move || {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            model.encode_batch_with_tokens(&refs, is_query, &call)
         })?;
-        let item = encoded
-            .pop()
-            .ok_or_else(|| PyValueError::new_err("no output"))?;
-        if objects {
-            Ok(Bound::new(py, PyTokenEmbeddings::wrap(py, item)?)?.into_any())
-        } else {
-            Ok(matrix_to_numpy(py, item.embeddings)?.into_any())
+        finish(py, &options)?;
+        if matches!(output, Output::Flat | Output::Arrow) {
+            let matrices = encoded.into_iter().map(|item| item.embeddings).collect();
+            let flat = PyRaggedEmbeddings::from_matrices(py, matrices, self.inner.dimension())?;
+            let flat = Bound::new(py, flat)?;
+            return if output == Output::Arrow {
+                flat.call_method0("to_arrow")
+            } else {
+                Ok(flat.into_any())
+            };
         }
+        let list = PyList::empty(py);
+        for item in encoded {
+            if output == Output::Object {
+                list.append(PyTokenEmbeddings::wrap(py, item)?)?;
+            } else {
+                list.append(matrix_to_numpy(py, item.embeddings)?)?;
+            }
+        }
+        Ok(list.into_any())
     }
 
     fn matrix_of(

@@ -20,6 +20,7 @@ pub struct PyDenseEmbedding {
     values: Vec<f32>,
     text: Option<String>,
     tokens: Option<Vec<String>>,
+    truncated: bool,
 }
 
 impl PyDenseEmbedding {
@@ -28,6 +29,7 @@ impl PyDenseEmbedding {
         values: Vec<f32>,
         text: Option<String>,
         tokens: Option<Vec<String>>,
+        truncated: bool,
     ) -> Self {
         let array = PyArray1::from_vec(py, values.clone());
         array.readwrite().make_nonwriteable();
@@ -36,6 +38,7 @@ impl PyDenseEmbedding {
             values,
             text,
             tokens,
+            truncated,
         }
     }
 }
@@ -43,14 +46,27 @@ impl PyDenseEmbedding {
 #[pymethods]
 impl PyDenseEmbedding {
     #[new]
-    #[pyo3(signature = (embedding, text=None, tokens=None))]
+    #[pyo3(signature = (embedding, text=None, tokens=None, truncated=false))]
     fn new(
         py: Python<'_>,
         embedding: PyReadonlyArray1<'_, f32>,
         text: Option<String>,
         tokens: Option<Vec<String>>,
+        truncated: bool,
     ) -> Self {
-        Self::wrap(py, embedding.as_array().to_vec(), text, tokens)
+        Self::wrap(py, embedding.as_array().to_vec(), text, tokens, truncated)
+    }
+
+    /// How many tokens the model read (special tokens included); None when unknown.
+    #[getter]
+    fn num_tokens(&self) -> Option<usize> {
+        self.tokens.as_ref().map(Vec::len)
+    }
+
+    /// The text had more tokens than the model reads and was cut.
+    #[getter]
+    fn truncated(&self) -> bool {
+        self.truncated
     }
 
     /// The vector, `(dim,)` float32.
@@ -101,6 +117,7 @@ impl PyDenseEmbedding {
             this.embedding.bind(py).clone(),
             this.text.clone(),
             this.tokens.clone(),
+            this.truncated,
         )
             .into_pyobject(py)?
             .into_any();

@@ -10,9 +10,10 @@ use super::repr::{device_repr, html_card, str_repr};
 use pyo3::types::{PyDict, PyList, PyString};
 
 use super::builders::py_builder;
+use super::calls::{count_tokens_with, finish, text_options, Output};
 use super::convert::{detached, matrix_to_numpy, model_arg, text_arg, texts_arg, type_name, Count};
 use super::device::{device_arg, dtype_arg};
-use crate::paradigms::common::EncodeOptions;
+use crate::paradigms::common::{EncodeOptions, InputTokens};
 use crate::paradigms::sparse::{SparseBuilder, SparseEmbedder, SparseVector};
 
 /// A sparse vector over a vocabulary: term ids (ascending) and their weights.
@@ -23,6 +24,8 @@ pub struct PySparseEmbedding {
     values: Py<PyArray1<f32>>,
     /// The model that made it, to decode term ids into token strings.
     model: Option<Arc<SparseEmbedder>>,
+    /// How the text was read, when a model made it.
+    input: Option<InputTokens>,
 }
 
 impl PySparseEmbedding {
@@ -30,6 +33,7 @@ impl PySparseEmbedding {
         py: Python<'_>,
         vector: SparseVector,
         model: Option<Arc<SparseEmbedder>>,
+        input: Option<InputTokens>,
     ) -> PyResult<Self> {
         let indices: Vec<i32> = vector.indices.iter().map(|&i| i as i32).collect();
         let indices = PyArray1::from_vec(py, indices);
@@ -42,6 +46,7 @@ impl PySparseEmbedding {
             indices: indices.unbind(),
             values: values.unbind(),
             model,
+            input,
         })
     }
 }
@@ -51,12 +56,14 @@ impl PySparseEmbedding {
     /// Builds a vector from term ids (any integer array or sequence) and weights, in any
     /// order, ids distinct.
     #[new]
-    #[pyo3(signature = (indices, values, vocab_size))]
+    #[pyo3(signature = (indices, values, vocab_size, num_tokens=None, truncated=false))]
     fn new(
         py: Python<'_>,
         indices: &Bound<'_, PyAny>,
         values: &Bound<'_, PyAny>,
         vocab_size: Count,
+        num_tokens: Option<Count>,
+        truncated: bool,
     ) -> PyResult<Self> {
         let vocab_size = vocab_size.get();
         let numpy = py.import("numpy")?;
@@ -83,7 +90,23 @@ impl PySparseEmbedding {
             })
             .collect::<PyResult<Vec<u32>>>()?;
         let vector = SparseVector::new(ids, weights.as_array().to_vec(), vocab_size)?;
-        Self::wrap(py, vector, None)
+        let input = num_tokens.map(|n| InputTokens {
+            num_tokens: n.get(),
+            truncated,
+        });
+        Self::wrap(py, vector, None, input)
+    }
+
+    /// How many tokens the model read (special tokens included); None when unknown.
+    #[getter]
+    fn num_tokens(&self) -> Option<usize> {
+        self.input.map(|i| i.num_tokens)
+    }
+
+    /// The text had more tokens than the model reads and was cut.
+    #[getter]
+    fn truncated(&self) -> bool {
+        self.input.is_some_and(|i| i.truncated)
     }
 
     /// Term ids, ascending (int32).
@@ -165,6 +188,8 @@ impl PySparseEmbedding {
             PyArray1::from_vec(py, indices),
             PyArray1::from_vec(py, this.vector.values.clone()),
             this.vector.vocab_size,
+            this.input.map(|i| i.num_tokens),
+            this.input.is_some_and(|i| i.truncated),
         )
             .into_pyobject(py)?
             .into_any();
@@ -297,102 +322,106 @@ impl PySparse {
 
     /// Embeds a text (a `SparseEmbedding`) or a list of texts (a list of them), with no
     /// prompt unless `prompt` is given (sentence-transformers' `SparseEncoder.encode`
-    /// keywords: `prompt`, `show_progress_bar`).
-    #[pyo3(signature = (text, *, batch_size=None, show_progress=false, show_progress_bar=None, prompt_name=None, prompt=None))]
+    /// keywords: `prompt`, `show_progress_bar`). `output="array"` gives dense float32
+    /// rows instead, `output="arrow"` (lists) a pyarrow column.
+    #[pyo3(signature = (text, *, output="object", batch_size=None, show_progress=false, show_progress_bar=None, prompt_name=None, prompt=None, on_truncation="ignore"))]
     #[allow(clippy::too_many_arguments)] // SparseEncoder.encode's keywords
     fn encode<'py>(
         &self,
         py: Python<'py>,
         text: &Bound<'py, PyAny>,
+        output: &str,
         batch_size: Option<Count>,
         show_progress: bool,
         show_progress_bar: Option<bool>,
         prompt_name: Option<String>,
         prompt: Option<String>,
+        on_truncation: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let batch_size = batch_size.map(Count::get);
         let show = show_progress || show_progress_bar == Some(true);
+        let options = text_options(batch_size, show, on_truncation)?;
         let prompt = match (prompt, prompt_name) {
             (Some(prompt), _) => Some(prompt),
             (None, Some(name)) => Some(self.inner.prompt(&name)?.to_string()),
             (None, None) => None,
         };
         let side = prompt.map_or(Side::Plain, Side::Prompt);
-        self.one_or_many(py, text, batch_size, show, side)
+        self.one_or_many(py, text, options, side, output)
     }
 
-    /// Embeds many texts: a list of `SparseEmbedding`.
-    #[pyo3(signature = (texts, *, batch_size=None, show_progress=false))]
-    fn encode_batch(
+    /// Embeds many texts: a list of `SparseEmbedding` (dense rows with `output="array"`,
+    /// a pyarrow column with `output="arrow"`).
+    #[pyo3(signature = (texts, *, batch_size=None, show_progress=false, output="object", on_truncation="ignore"))]
+    fn encode_batch<'py>(
         &self,
-        py: Python<'_>,
-        texts: &Bound<'_, PyAny>,
+        py: Python<'py>,
+        texts: &Bound<'py, PyAny>,
         batch_size: Option<Count>,
         show_progress: bool,
-    ) -> PyResult<Vec<PySparseEmbedding>> {
-        let batch_size = batch_size.map(Count::get);
-        let vectors = self.run(py, texts, batch_size, show_progress, Side::Plain)?;
-        self.wrap_all(py, vectors)
+        output: &str,
+        on_truncation: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let output = Output::parse(output, true)?;
+        let options = text_options(batch_size, show_progress, on_truncation)?;
+        self.many(py, texts, options, Side::Plain, output)
     }
 
     /// Embeds query text(s) (the model's query prompt, if any).
-    #[pyo3(signature = (text, *, batch_size=None, show_progress=false))]
+    #[pyo3(signature = (text, *, batch_size=None, show_progress=false, output="object", on_truncation="ignore"))]
     fn encode_query<'py>(
         &self,
         py: Python<'py>,
         text: &Bound<'py, PyAny>,
         batch_size: Option<Count>,
         show_progress: bool,
+        output: &str,
+        on_truncation: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let batch_size = batch_size.map(Count::get);
-        self.one_or_many(py, text, batch_size, show_progress, Side::Query)
+        let options = text_options(batch_size, show_progress, on_truncation)?;
+        self.one_or_many(py, text, options, Side::Query, output)
     }
 
     /// Embeds document text(s) (the model's document prompt, if any).
-    #[pyo3(signature = (text, *, batch_size=None, show_progress=false))]
+    #[pyo3(signature = (text, *, batch_size=None, show_progress=false, output="object", on_truncation="ignore"))]
     fn encode_document<'py>(
         &self,
         py: Python<'py>,
         text: &Bound<'py, PyAny>,
         batch_size: Option<Count>,
         show_progress: bool,
+        output: &str,
+        on_truncation: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let batch_size = batch_size.map(Count::get);
-        self.one_or_many(py, text, batch_size, show_progress, Side::Document)
+        let options = text_options(batch_size, show_progress, on_truncation)?;
+        self.one_or_many(py, text, options, Side::Document, output)
+    }
+
+    /// Tokens of each whole text, special tokens included, before truncation (no
+    /// prompt): more than `max_length()` means `encode` cuts it. An int for a str.
+    #[pyo3(signature = (texts))]
+    fn count_tokens<'py>(
+        &self,
+        py: Python<'py>,
+        texts: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let model = Arc::clone(&self.inner);
+        count_tokens_with(py, texts, move |refs| model.count_tokens(refs))
     }
 
     /// Many texts as a `scipy.sparse.csr_matrix` of shape `(n, vocab_size)`.
-    #[pyo3(signature = (texts, *, batch_size=None, show_progress=false))]
+    #[pyo3(signature = (texts, *, batch_size=None, show_progress=false, on_truncation="ignore"))]
     fn encode_csr<'py>(
         &self,
         py: Python<'py>,
         texts: &Bound<'py, PyAny>,
         batch_size: Option<Count>,
         show_progress: bool,
+        on_truncation: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let batch_size = batch_size.map(Count::get);
-        let sparse = import_scipy_sparse(py)?;
-        let vectors = self.run(py, texts, batch_size, show_progress, Side::Plain)?;
-        let mut indptr = Vec::with_capacity(vectors.len() + 1);
-        let (mut indices, mut values) = (Vec::new(), Vec::new());
-        indptr.push(0i64);
-        for v in &vectors {
-            indices.extend(v.indices.iter().map(|&i| i as i32));
-            values.extend_from_slice(&v.values);
-            indptr.push(indices.len() as i64);
-        }
-        let shape = (vectors.len(), self.inner.vocab_size());
-        sparse.call_method1(
-            "csr_matrix",
-            (
-                (
-                    PyArray1::from_vec(py, values),
-                    PyArray1::from_vec(py, indices),
-                    PyArray1::from_vec(py, indptr),
-                ),
-                shape,
-            ),
-        )
+        let options = text_options(batch_size, show_progress, on_truncation)?;
+        import_scipy_sparse(py)?;
+        let (vectors, _) = self.run(py, texts, options, Side::Plain)?;
+        sparse_csr(py, &vectors, self.inner.vocab_size())
     }
 
     /// Dot product of two sparse embeddings (or texts).
@@ -504,66 +533,90 @@ impl PySparse {
         &self,
         py: Python<'_>,
         texts: &Bound<'_, PyAny>,
-        batch_size: Option<usize>,
-        show_progress: bool,
+        options: EncodeOptions,
         side: Side,
-    ) -> PyResult<Vec<SparseVector>> {
+    ) -> PyResult<(Vec<SparseVector>, Vec<InputTokens>)> {
         let texts = texts_arg(texts, "texts")?;
-        let options = EncodeOptions {
-            batch_size,
-            show_progress,
-        };
         let model = Arc::clone(&self.inner);
-        detached(py, move || {
+        let call = options.clone();
+        let vectors = detached(py, move || {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             match side {
-                Side::Plain => model.encode_batch(&refs, &options),
-                Side::Query => model.encode_queries(&refs, &options),
-                Side::Document => model.encode_documents(&refs, &options),
+                Side::Plain => model.encode_batch(&refs, &call),
+                Side::Query => model.encode_queries(&refs, &call),
+                Side::Document => model.encode_documents(&refs, &call),
                 Side::Prompt(prompt) => {
                     let prompted: Vec<String> =
                         refs.iter().map(|t| format!("{prompt}{t}")).collect();
                     let refs: Vec<&str> = prompted.iter().map(String::as_str).collect();
-                    model.encode_batch(&refs, &options)
+                    model.encode_batch(&refs, &call)
                 }
             }
-        })
+        })?;
+        let inputs = finish(py, &options)?;
+        Ok((vectors, inputs))
     }
 
-    fn wrap_all(
+    /// A batch in the asked form: `SparseEmbedding`s, dense rows `(n, vocab_size)`, or a
+    /// pyarrow `StructArray` of `indices` / `values` lists.
+    fn many<'py>(
         &self,
-        py: Python<'_>,
-        vectors: Vec<SparseVector>,
-    ) -> PyResult<Vec<PySparseEmbedding>> {
-        vectors
-            .into_iter()
-            .map(|v| PySparseEmbedding::wrap(py, v, Some(Arc::clone(&self.inner))))
-            .collect()
+        py: Python<'py>,
+        texts: &Bound<'py, PyAny>,
+        options: EncodeOptions,
+        side: Side,
+        output: Output,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (vectors, inputs) = self.run(py, texts, options, side)?;
+        match output {
+            Output::Object => {
+                let list = PyList::empty(py);
+                for (vector, input) in vectors.into_iter().zip(inputs) {
+                    let model = Some(Arc::clone(&self.inner));
+                    list.append(PySparseEmbedding::wrap(py, vector, model, Some(input))?)?;
+                }
+                Ok(list.into_any())
+            }
+            Output::Array => {
+                let vocab = self.inner.vocab_size();
+                let mut data = Vec::new();
+                data.try_reserve_exact(vectors.len() * vocab).map_err(|_| {
+                    crate::error::TesseraError::OutOfMemory(format!(
+                        "{} dense rows of {vocab} floats do not fit in memory",
+                        vectors.len()
+                    ))
+                })?;
+                for vector in &vectors {
+                    data.extend_from_slice(&vector.try_to_dense()?);
+                }
+                let matrix = crate::matrix::Matrix {
+                    rows: vectors.len(),
+                    cols: vocab,
+                    data,
+                };
+                Ok(matrix_to_numpy(py, matrix)?.into_any())
+            }
+            Output::Flat => sparse_csr(py, &vectors, self.inner.vocab_size()),
+            Output::Arrow => sparse_arrow(py, &vectors),
+        }
     }
 
     fn one_or_many<'py>(
         &self,
         py: Python<'py>,
         text: &Bound<'py, PyAny>,
-        batch_size: Option<usize>,
-        show_progress: bool,
+        options: EncodeOptions,
         side: Side,
+        output: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        if text.is_instance_of::<PyString>() {
-            let list = PyList::new(py, [text])?;
-            let mut vectors = self.run(py, list.as_any(), batch_size, show_progress, side)?;
-            let vector = vectors
-                .pop()
-                .ok_or_else(|| PyValueError::new_err("no output"))?;
-            Ok(Bound::new(
-                py,
-                PySparseEmbedding::wrap(py, vector, Some(Arc::clone(&self.inner)))?,
-            )?
-            .into_any())
-        } else {
-            let vectors = self.run(py, text, batch_size, show_progress, side)?;
-            Ok(PyList::new(py, self.wrap_all(py, vectors)?)?.into_any())
+        let single = text.is_instance_of::<PyString>();
+        let output = Output::parse(output, !single)?;
+        if !single {
+            return self.many(py, text, options, side, output);
         }
+        let one = PyList::new(py, [text])?;
+        self.many(py, one.as_any(), options, side, output)?
+            .get_item(0)
     }
 
     fn vector_of(
@@ -624,3 +677,69 @@ py_builder!("TesseraSparseBuilder", PySparseBuilder, SparseBuilder, PySparse, {
     query_prefix: String,
     document_prefix: String,
 });
+
+/// A pyarrow `StructArray` with `indices` (large list of int32) and `values` (large list of
+/// float32), one entry per vector.
+fn sparse_arrow<'py>(py: Python<'py>, vectors: &[SparseVector]) -> PyResult<Bound<'py, PyAny>> {
+    let pa = py.import("pyarrow").map_err(|_| {
+        pyo3::exceptions::PyImportError::new_err(
+            "output='arrow' needs pyarrow: pip install pyarrow (or 'tessera-embeddings[parquet]')",
+        )
+    })?;
+    let mut offsets = Vec::with_capacity(vectors.len() + 1);
+    offsets.push(0i64);
+    let (mut ids, mut weights) = (Vec::new(), Vec::new());
+    for v in vectors {
+        ids.extend(v.indices.iter().map(|&i| i as i32));
+        weights.extend_from_slice(&v.values);
+        offsets.push(ids.len() as i64);
+    }
+    let offsets = pa.call_method1("array", (PyArray1::from_vec(py, offsets),))?;
+    let large_list = pa.getattr("LargeListArray")?;
+    let indices = large_list.call_method1(
+        "from_arrays",
+        (
+            &offsets,
+            pa.call_method1("array", (PyArray1::from_vec(py, ids),))?,
+        ),
+    )?;
+    let values = large_list.call_method1(
+        "from_arrays",
+        (
+            &offsets,
+            pa.call_method1("array", (PyArray1::from_vec(py, weights),))?,
+        ),
+    )?;
+    pa.getattr("StructArray")?.call_method1(
+        "from_arrays",
+        (vec![indices, values], vec!["indices", "values"]),
+    )
+}
+
+/// A `scipy.sparse.csr_matrix` `(n, vocab_size)` of the vectors.
+fn sparse_csr<'py>(
+    py: Python<'py>,
+    vectors: &[SparseVector],
+    vocab_size: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    let sparse = import_scipy_sparse(py)?;
+    let mut indptr = Vec::with_capacity(vectors.len() + 1);
+    let (mut indices, mut values) = (Vec::new(), Vec::new());
+    indptr.push(0i64);
+    for v in vectors {
+        indices.extend(v.indices.iter().map(|&i| i as i32));
+        values.extend_from_slice(&v.values);
+        indptr.push(indices.len() as i64);
+    }
+    sparse.call_method1(
+        "csr_matrix",
+        (
+            (
+                PyArray1::from_vec(py, values),
+                PyArray1::from_vec(py, indices),
+                PyArray1::from_vec(py, indptr),
+            ),
+            (vectors.len(), vocab_size),
+        ),
+    )
+}

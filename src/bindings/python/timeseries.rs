@@ -14,7 +14,8 @@ use super::repr::str_repr;
 use pyo3::types::{PyFloat, PyInt, PyList, PyString, PyTuple};
 
 use super::builders::py_builder;
-use super::convert::{detached, matrix_to_numpy, model_arg, output_is_object, type_name, Count};
+use super::calls::Output;
+use super::convert::{detached, matrix_to_numpy, model_arg, type_name, Count};
 use super::device::{device_arg, dtype_arg};
 use super::outputs::PyForecast;
 use crate::paradigms::timeseries::{Forecast, TimeSeriesBuilder, TimeSeriesForecaster};
@@ -83,7 +84,7 @@ impl PyTimeSeries {
         output: &str,
         show_progress: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        if output_is_object(output)? {
+        if Output::is_object(output)? {
             let forecast =
                 self.run_quantiles(py, context, prediction_length, None, show_progress)?;
             return forecast_objects(py, forecast);
@@ -111,7 +112,7 @@ impl PyTimeSeries {
         output: &str,
         show_progress: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let object = output_is_object(output)?;
+        let object = Output::is_object(output)?;
         let forecast = self.run_quantiles(
             py,
             context,

@@ -11,12 +11,14 @@ use super::repr::{device_repr, html_card, str_repr};
 use pyo3::types::{PyByteArray, PyBytes, PyList, PyString};
 
 use super::builders::py_builder;
+use super::calls::{count_tokens_with, finish, text_options, Output};
 use super::convert::{
-    array_protocol, detached, matrix_arg, matrix_to_numpy, model_arg, output_is_object, path_arg,
-    text_arg, texts_arg, type_name, Count,
+    array_protocol, detached, matrix_arg, matrix_to_numpy, model_arg, path_arg, text_arg,
+    texts_arg, type_name, Count,
 };
 use super::device::{device_arg, dtype_arg};
 use super::multivector::PyTokenEmbeddings;
+use super::ragged::PyRaggedEmbeddings;
 use crate::matrix::Matrix;
 use crate::paradigms::common::EncodeOptions;
 use crate::paradigms::vision::{VisionBuilder, VisionEmbedder};
@@ -199,29 +201,35 @@ impl PyVision {
     }
 
     /// Embeds a page image: a path, raw bytes, a uint8 array `(H, W)`, `(H, W, 3)` or
-    /// `(H, W, 4)`, or an object with the array interface (a PIL image).
-    #[pyo3(signature = (image))]
-    fn encode_document(
+    /// `(H, W, 4)`, or an object with the array interface (a PIL image). A
+    /// `VisionEmbedding`, or its matrix with `output="array"`.
+    #[pyo3(signature = (image, *, output="object"))]
+    fn encode_document<'py>(
         &self,
-        py: Python<'_>,
-        image: &Bound<'_, PyAny>,
-    ) -> PyResult<PyVisionEmbedding> {
+        py: Python<'py>,
+        image: &Bound<'py, PyAny>,
+        output: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let output = Output::parse(output, false)?;
         let input = image_arg(image, "image")?;
         let source = input.source().map(|p| p.display().to_string());
-        let model = Arc::clone(&self.inner);
-        let matrix = detached(py, move || model.encode_document(&input))?;
-        PyVisionEmbedding::wrap(py, matrix, self.inner.num_patches(), source)
+        self.encode_pages(py, vec![input], vec![source], None, false, output)?
+            .get_item(0)
     }
 
-    /// Embeds many page images (batched).
-    #[pyo3(signature = (images, *, batch_size=None, show_progress=false))]
-    fn encode_documents(
+    /// Embeds many page images (batched): a list of `VisionEmbedding` (of matrices with
+    /// `output="array"`), or one `RaggedEmbeddings` (`"flat"`) or pyarrow column
+    /// (`"arrow"`).
+    #[pyo3(signature = (images, *, batch_size=None, show_progress=false, output="object"))]
+    fn encode_documents<'py>(
         &self,
-        py: Python<'_>,
-        images: &Bound<'_, PyAny>,
+        py: Python<'py>,
+        images: &Bound<'py, PyAny>,
         batch_size: Option<Count>,
         show_progress: bool,
-    ) -> PyResult<Vec<PyVisionEmbedding>> {
+        output: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let output = Output::parse(output, true)?;
         let batch_size = batch_size.map(Count::get);
         if images.is_instance_of::<PyString>() || images.is_instance_of::<PyBytes>() {
             return Err(PyTypeError::new_err(
@@ -239,19 +247,25 @@ impl PyVision {
             .enumerate()
             .map(|(i, item)| image_arg(&item?, &format!("images[{i}]")))
             .collect::<PyResult<Vec<_>>>()?;
-        self.encode_inputs(py, inputs, batch_size, show_progress)
+        let sources = inputs
+            .iter()
+            .map(|i| i.source().map(|p| p.display().to_string()))
+            .collect();
+        self.encode_pages(py, inputs, sources, batch_size, show_progress, output)
     }
 
     /// Renders each page of a PDF (needs `pypdfium2`) and embeds it.
-    #[pyo3(signature = (path, *, dpi=Count(144), batch_size=None, show_progress=false), text_signature = "(self, /, path, *, dpi=144, batch_size=None, show_progress=False)")]
-    fn encode_pdf(
+    #[pyo3(signature = (path, *, dpi=Count(144), batch_size=None, show_progress=false, output="object"), text_signature = "(self, /, path, *, dpi=144, batch_size=None, show_progress=False, output='object')")]
+    fn encode_pdf<'py>(
         &self,
-        py: Python<'_>,
-        path: &Bound<'_, PyAny>,
+        py: Python<'py>,
+        path: &Bound<'py, PyAny>,
         dpi: Count,
         batch_size: Option<Count>,
         show_progress: bool,
-    ) -> PyResult<Vec<PyVisionEmbedding>> {
+        output: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let output = Output::parse(output, true)?;
         let batch_size = batch_size.map(Count::get);
         let dpi = dpi.get();
         if dpi == 0 || dpi > 1200 {
@@ -293,16 +307,15 @@ impl PyVision {
             let image = bitmap.call_method0("to_pil")?;
             inputs.push(image_arg(&image, &format!("page {}", index + 1))?);
         }
-        let mut embeddings = self.encode_inputs(py, inputs, batch_size, show_progress)?;
-        for (page, embedding) in embeddings.iter_mut().enumerate() {
-            embedding.source = Some(format!("{path}#page={}", page + 1));
-        }
-        Ok(embeddings)
+        let sources = (1..=pages)
+            .map(|page| Some(format!("{path}#page={page}")))
+            .collect();
+        self.encode_pages(py, inputs, sources, batch_size, show_progress, output)
     }
 
     /// A query's token matrix `(num_tokens, dim)`, or a list of them for a list of
     /// queries; `output="object"` gives `TokenEmbeddings` with the query's tokens.
-    #[pyo3(signature = (text, *, output="array", batch_size=None, show_progress=false))]
+    #[pyo3(signature = (text, *, output="array", batch_size=None, show_progress=false, on_truncation="ignore"))]
     fn encode_query<'py>(
         &self,
         py: Python<'py>,
@@ -310,55 +323,47 @@ impl PyVision {
         output: &str,
         batch_size: Option<Count>,
         show_progress: bool,
+        on_truncation: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        if !text.is_instance_of::<PyString>() {
-            return Ok(self
-                .encode_queries(py, text, output, batch_size, show_progress)?
-                .into_any());
+        let single = text.is_instance_of::<PyString>();
+        let output = Output::parse(output, !single)?;
+        let options = text_options(batch_size, show_progress, on_truncation)?;
+        if !single {
+            return self.queries(py, text, options, output);
         }
-        let object = output_is_object(output)?;
-        let text = text_arg(text, "text")?;
-        let model = Arc::clone(&self.inner);
-        if object {
-            let options = EncodeOptions::default();
-            let mut tokens = detached(py, move || model.encode_query_tokens(&[&text], &options))?;
-            let one = tokens
-                .pop()
-                .ok_or_else(|| PyValueError::new_err("the model returned no matrix"))?;
-            return Ok(Bound::new(py, PyTokenEmbeddings::wrap(py, one)?)?.into_any());
-        }
-        let matrix = detached(py, move || model.encode_query(&text))?;
-        Ok(matrix_to_numpy(py, matrix)?.into_any())
+        let one = PyList::new(py, [text])?;
+        self.queries(py, one.as_any(), options, output)?.get_item(0)
     }
 
     /// The shared verb: a page (`VisionEmbedding`) or a list of pages (a list of them).
-    #[pyo3(signature = (image, *, batch_size=None, show_progress=false))]
+    #[pyo3(signature = (image, *, batch_size=None, show_progress=false, output="object"))]
     fn encode<'py>(
         &self,
         py: Python<'py>,
         image: &Bound<'py, PyAny>,
         batch_size: Option<Count>,
         show_progress: bool,
+        output: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let many = image.is_instance_of::<pyo3::types::PyList>()
-            || image.is_instance_of::<pyo3::types::PyTuple>();
+        let many =
+            image.is_instance_of::<PyList>() || image.is_instance_of::<pyo3::types::PyTuple>();
         if many {
-            let pages = self.encode_documents(py, image, batch_size, show_progress)?;
-            return Ok(pyo3::types::PyList::new(py, pages)?.into_any());
+            return self.encode_documents(py, image, batch_size, show_progress, output);
         }
-        Ok(Bound::new(py, self.encode_document(py, image)?)?.into_any())
+        self.encode_document(py, image, output)
     }
 
     /// The shared name of `encode_documents`.
-    #[pyo3(signature = (images, *, batch_size=None, show_progress=false))]
-    fn encode_batch(
+    #[pyo3(signature = (images, *, batch_size=None, show_progress=false, output="object"))]
+    fn encode_batch<'py>(
         &self,
-        py: Python<'_>,
-        images: &Bound<'_, PyAny>,
+        py: Python<'py>,
+        images: &Bound<'py, PyAny>,
         batch_size: Option<Count>,
         show_progress: bool,
-    ) -> PyResult<Vec<PyVisionEmbedding>> {
-        self.encode_documents(py, images, batch_size, show_progress)
+        output: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.encode_documents(py, images, batch_size, show_progress, output)
     }
 
     /// The shared name of `search`: MaxSim of a query against a page.
@@ -382,8 +387,9 @@ impl PyVision {
         crate::paradigms::vision::QUERY_MAX_TOKENS
     }
 
-    /// Token matrices of many queries (`TokenEmbeddings` with `output="object"`).
-    #[pyo3(signature = (texts, *, output="array", batch_size=None, show_progress=false))]
+    /// Token matrices of many queries (`TokenEmbeddings` with `output="object"`, one
+    /// `RaggedEmbeddings` with `"flat"`, a pyarrow column with `"arrow"`).
+    #[pyo3(signature = (texts, *, output="array", batch_size=None, show_progress=false, on_truncation="ignore"))]
     fn encode_queries<'py>(
         &self,
         py: Python<'py>,
@@ -391,34 +397,23 @@ impl PyVision {
         output: &str,
         batch_size: Option<Count>,
         show_progress: bool,
-    ) -> PyResult<Bound<'py, PyList>> {
-        let object = output_is_object(output)?;
-        let batch_size = batch_size.map(Count::get);
-        let texts = texts_arg(texts, "texts")?;
-        let options = EncodeOptions {
-            batch_size,
-            show_progress,
-        };
+        on_truncation: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let output = Output::parse(output, true)?;
+        let options = text_options(batch_size, show_progress, on_truncation)?;
+        self.queries(py, texts, options, output)
+    }
+
+    /// Tokens of each whole query text, before truncation (the prompt not counted): more
+    /// than `max_length()` means `encode_query` cuts it. An int for a str.
+    #[pyo3(signature = (texts))]
+    fn count_tokens<'py>(
+        &self,
+        py: Python<'py>,
+        texts: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let model = Arc::clone(&self.inner);
-        let list = PyList::empty(py);
-        if object {
-            let queries = detached(py, move || {
-                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                model.encode_query_tokens(&refs, &options)
-            })?;
-            for query in queries {
-                list.append(PyTokenEmbeddings::wrap(py, query)?)?;
-            }
-            return Ok(list);
-        }
-        let matrices = detached(py, move || {
-            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            model.encode_queries(&refs, &options)
-        })?;
-        for m in matrices {
-            list.append(matrix_to_numpy(py, m)?)?;
-        }
-        Ok(list)
+        count_tokens_with(py, texts, move |refs| model.count_tokens(refs))
     }
 
     /// MaxSim of a query (matrix or text) against a document (`VisionEmbedding` or matrix).
@@ -521,28 +516,85 @@ impl PyVision {
         })
     }
 
-    fn encode_inputs(
+    fn queries<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
+        texts: &Bound<'py, PyAny>,
+        options: EncodeOptions,
+        output: Output,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let texts = texts_arg(texts, "texts")?;
+        let model = Arc::clone(&self.inner);
+        let call = options.clone();
+        let queries = detached(py, move || {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            model.encode_query_tokens(&refs, &call)
+        })?;
+        finish(py, &options)?;
+        if output == Output::Object {
+            let list = PyList::empty(py);
+            for query in queries {
+                list.append(PyTokenEmbeddings::wrap(py, query)?)?;
+            }
+            return Ok(list.into_any());
+        }
+        let matrices = queries.into_iter().map(|q| q.embeddings).collect();
+        self.matrices_as(py, matrices, output)
+    }
+
+    /// Pages in the asked form; `sources` name each (a path, or a PDF page).
+    fn encode_pages<'py>(
+        &self,
+        py: Python<'py>,
         inputs: Vec<ImageInput>,
+        sources: Vec<Option<String>>,
         batch_size: Option<usize>,
         show_progress: bool,
-    ) -> PyResult<Vec<PyVisionEmbedding>> {
-        let sources: Vec<Option<String>> = inputs
-            .iter()
-            .map(|i| i.source().map(|p| p.display().to_string()))
-            .collect();
+        output: Output,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let options = EncodeOptions {
             batch_size,
             show_progress,
+            ..EncodeOptions::default()
         };
         let model = Arc::clone(&self.inner);
         let matrices = detached(py, move || model.encode_documents(&inputs, &options))?;
-        matrices
-            .into_iter()
-            .zip(sources)
-            .map(|(m, source)| PyVisionEmbedding::wrap(py, m, self.inner.num_patches(), source))
-            .collect()
+        if output != Output::Object {
+            return self.matrices_as(py, matrices, output);
+        }
+        let list = PyList::empty(py);
+        for (matrix, source) in matrices.into_iter().zip(sources) {
+            list.append(PyVisionEmbedding::wrap(
+                py,
+                matrix,
+                self.inner.num_patches(),
+                source,
+            )?)?;
+        }
+        Ok(list.into_any())
+    }
+
+    /// Matrices as a list of arrays, one `RaggedEmbeddings`, or a pyarrow column.
+    fn matrices_as<'py>(
+        &self,
+        py: Python<'py>,
+        matrices: Vec<Matrix>,
+        output: Output,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if output == Output::Array || output == Output::Object {
+            let list = PyList::empty(py);
+            for matrix in matrices {
+                list.append(matrix_to_numpy(py, matrix)?)?;
+            }
+            return Ok(list.into_any());
+        }
+        let flat = PyRaggedEmbeddings::from_matrices(py, matrices, self.inner.embedding_dim())?;
+        let flat = Bound::new(py, flat)?;
+        if output == Output::Arrow {
+            flat.call_method0("to_arrow")
+        } else {
+            Ok(flat.into_any())
+        }
     }
 
     fn query_matrix(

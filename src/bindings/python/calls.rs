@@ -1,0 +1,113 @@
+//! The keywords every text encode shares: the output form, the batch options, and what
+//! to do with inputs longer than the model reads (warned about after the call).
+
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyString};
+
+use super::convert::{detached, text_arg, texts_arg, Count};
+use super::errors::truncation_warning;
+use crate::paradigms::common::{EncodeOptions, InputTokens, OnTruncation};
+
+/// The `output=` keyword.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// NumPy arrays.
+    Array,
+    /// Embedding objects carrying the text, its tokens and whether it was cut.
+    Object,
+    /// A whole batch in one buffer: rows plus offsets (multi-vector), CSR (sparse).
+    Flat,
+    /// A whole batch as one pyarrow array.
+    Arrow,
+}
+
+impl Output {
+    /// `output=` where one result per input comes back: `"array"` or `"object"`; true for
+    /// objects.
+    pub fn is_object(output: &str) -> PyResult<bool> {
+        Ok(Self::parse(output, false)? == Output::Object)
+    }
+
+    /// Parses `output`; the batch forms (`"flat"`, `"arrow"`) only where a batch comes back.
+    pub fn parse(output: &str, batch: bool) -> PyResult<Self> {
+        match output {
+            "array" => Ok(Output::Array),
+            "object" => Ok(Output::Object),
+            "flat" if batch => Ok(Output::Flat),
+            "arrow" if batch => Ok(Output::Arrow),
+            other => Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "output must be {}, not {other:?}",
+                if batch {
+                    "'array', 'object', 'flat' or 'arrow'"
+                } else {
+                    "'array' or 'object' for one input"
+                }
+            ))),
+        }
+    }
+}
+
+/// The options of one text encode call.
+pub fn text_options(
+    batch_size: Option<Count>,
+    show_progress: bool,
+    on_truncation: &str,
+) -> PyResult<EncodeOptions> {
+    Ok(EncodeOptions {
+        batch_size: batch_size.map(Count::get),
+        show_progress,
+        on_truncation: OnTruncation::parse(on_truncation)?,
+        ..EncodeOptions::default()
+    })
+}
+
+/// After a call: each input's token count and whether it was cut, in input order; with
+/// `on_truncation="warn"`, a `TruncationWarning` when any was.
+pub fn finish(py: Python<'_>, options: &EncodeOptions) -> PyResult<Vec<InputTokens>> {
+    let (inputs, limit) = options.report.get();
+    if options.on_truncation == OnTruncation::Warn {
+        let cut = inputs.iter().filter(|i| i.truncated).count();
+        if cut > 0 {
+            let message = format!(
+                "{cut} of {} inputs {} longer than the model's limit of {limit} tokens and {} cut",
+                inputs.len(),
+                if cut == 1 { "was" } else { "were" },
+                if cut == 1 { "was" } else { "were" },
+            );
+            let warnings = py.import("warnings")?;
+            warnings.call_method1("warn", (message, truncation_warning(py)?, 2))?;
+        }
+    }
+    Ok(inputs)
+}
+
+/// `count_tokens`: an int for a str, a list of ints for a sequence of them.
+pub fn count_tokens_with<'py, F>(
+    py: Python<'py>,
+    texts: &Bound<'py, PyAny>,
+    count: F,
+) -> PyResult<Bound<'py, PyAny>>
+where
+    F: FnOnce(&[&str]) -> crate::error::Result<Vec<usize>> + Send,
+{
+    let single = texts.is_instance_of::<PyString>();
+    let texts = if single {
+        vec![text_arg(texts, "texts")?]
+    } else {
+        texts_arg(texts, "texts")?
+    };
+    let counts = detached(py, move || {
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        count(&refs)
+    })?;
+    if single {
+        Ok(counts
+            .first()
+            .copied()
+            .unwrap_or(0)
+            .into_pyobject(py)?
+            .into_any())
+    } else {
+        Ok(PyList::new(py, counts)?.into_any())
+    }
+}
