@@ -98,9 +98,18 @@ impl TextTokenizer {
     /// with no length limit. Long texts cost their full tokenization.
     pub fn count_tokens(&self, texts: &[&str]) -> Result<Vec<usize>> {
         let specials = self.special_count();
+        Ok(self
+            .count_pieces(texts)?
+            .into_iter()
+            .map(|n| n + specials)
+            .collect())
+    }
+
+    /// Tokens of each whole text without special tokens: what `truncate_text` budgets.
+    pub fn count_pieces(&self, texts: &[&str]) -> Result<Vec<usize>> {
         texts
             .par_iter()
-            .map(|text| Ok(self.tokenize(text)?.len() + specials))
+            .map(|text| Ok(self.tokenize(text)?.len()))
             .collect()
     }
 

@@ -270,9 +270,10 @@ impl VisionEmbedder {
         Ok(self.query_tokens(text)?.0)
     }
 
-    /// Tokens of each whole query text, with no length limit (the prompt's excluded).
+    /// Tokens of each whole query text, with no length limit and without the prompt's
+    /// tokens: more than [`QUERY_MAX_TOKENS`] means the query is cut.
     pub fn count_tokens(&self, texts: &[&str]) -> Result<Vec<usize>> {
-        self.tokenizer.count_tokens(texts)
+        self.tokenizer.count_pieces(texts)
     }
 
     fn query_tokens(&self, text: &str) -> Result<(Vec<u32>, bool)> {

@@ -75,7 +75,8 @@ pub fn finish(py: Python<'_>, options: &EncodeOptions) -> PyResult<Vec<InputToke
                 if cut == 1 { "was" } else { "were" },
             );
             let warnings = py.import("warnings")?;
-            warnings.call_method1("warn", (message, truncation_warning(py)?, 2))?;
+            // Level 1 is the innermost Python frame: the caller of this native method.
+            warnings.call_method1("warn", (message, truncation_warning(py)?, 1))?;
         }
     }
     Ok(inputs)
