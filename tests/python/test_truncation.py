@@ -40,10 +40,9 @@ def test_count_tokens_counts_the_whole_text_with_special_tokens() -> None:
     # ColBERT adds its [Q] / [D] marker after [CLS].
     assert COLBERT.count_tokens(words(50)) == 53
     # ColPali's limit is on the query text itself, so no prompt tokens are counted.
-    assert VISION.count_tokens(["hello"]) == [
-        len(VISION.encode_query("hello", output="object").tokens)
-        - len(VISION.encode_query("", output="object").tokens)
-    ]
+    with_word = VISION.encode_query("hello", output="object").tokens
+    prompt_only = VISION.encode_query("", output="object").tokens
+    assert VISION.count_tokens(["hello"]) == [len(with_word) - len(prompt_only)]
     with pytest.raises(TypeError):
         DENSE.count_tokens(3)  # type: ignore[call-overload]
 
