@@ -2,7 +2,7 @@
 //! to do with inputs longer than the model reads (warned about after the call).
 
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyString};
+use pyo3::types::{PyDict, PyList, PyString};
 
 use super::convert::{detached, text_arg, texts_arg, Count};
 use super::errors::truncation_warning;
@@ -112,3 +112,43 @@ where
         Ok(PyList::new(py, counts)?.into_any())
     }
 }
+
+/// `await model.a<method>(inputs, **kwargs)`: the call on tessera's async pool, merged with
+/// concurrent calls of the same options when `merge` (see `tessera._aio`).
+pub fn async_call<'py>(
+    model: &Bound<'py, PyAny>,
+    method: &str,
+    inputs: &Bound<'py, PyAny>,
+    kwargs: Option<&Bound<'py, PyDict>>,
+    merge: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = model.py();
+    let kwargs = kwargs.cloned().unwrap_or_else(|| PyDict::new(py));
+    py.import("tessera._aio")?
+        .call_method1("submit", (model, method, inputs, kwargs, merge))
+}
+
+/// `model.encode_stream(inputs, ...)`: `model.<method>` on consecutive batches of `inputs`,
+/// yielded one by one (see `tessera._stream`).
+pub fn stream_call<'py>(
+    model: &Bound<'py, PyAny>,
+    method: &str,
+    inputs: &Bound<'py, PyAny>,
+    batch_size: Option<Count>,
+    column: Option<String>,
+    kwargs: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = model.py();
+    let kwargs = kwargs.cloned().unwrap_or_else(|| PyDict::new(py));
+    let batch_size = batch_size.map_or(STREAM_BATCH_SIZE, Count::get);
+    if batch_size == 0 {
+        return Err(super::errors::config_error("batch_size must be at least 1"));
+    }
+    py.import("tessera._stream")?.call_method1(
+        "stream",
+        (model.getattr(method)?, inputs, batch_size, column, kwargs),
+    )
+}
+
+/// Inputs per yielded result of `encode_stream` unless `batch_size` says otherwise.
+const STREAM_BATCH_SIZE: usize = 256;

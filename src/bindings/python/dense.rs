@@ -3,12 +3,13 @@
 use std::sync::Arc;
 
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 use super::repr::{bool_repr, device_repr, str_repr};
 use pyo3::types::{PyList, PyString};
 
 use super::builders::py_builder;
-use super::calls::{count_tokens_with, finish, text_options, Output};
+use super::calls::{async_call, count_tokens_with, finish, stream_call, text_options, Output};
 use super::convert::{
     detached, matrix_arg, matrix_to_numpy, model_arg, text_arg, texts_arg, vector_arg,
     vector_to_numpy, Count,
@@ -303,6 +304,53 @@ impl PyDense {
         let text = text_arg(text, "text")?;
         let mut ids = self.inner.tokenize(&[text.as_str()])?;
         Ok(ids.pop().unwrap_or_default())
+    }
+
+    /// `await model.aencode(...)`: `encode` on a worker pool, the event loop left free; concurrent
+    /// calls with the same options are encoded as one batch.
+    #[pyo3(signature = (inputs, **kwargs))]
+    fn aencode<'py>(
+        slf: &Bound<'py, Self>,
+        inputs: &Bound<'py, PyAny>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        async_call(slf.as_any(), "encode", inputs, kwargs, true)
+    }
+
+    /// `await model.aencode_query(...)`: `encode_query` on a worker pool, the event loop left free; concurrent
+    /// calls with the same options are encoded as one batch.
+    #[pyo3(signature = (inputs, **kwargs))]
+    fn aencode_query<'py>(
+        slf: &Bound<'py, Self>,
+        inputs: &Bound<'py, PyAny>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        async_call(slf.as_any(), "encode_query", inputs, kwargs, true)
+    }
+
+    /// `await model.aencode_document(...)`: `encode_document` on a worker pool, the event loop left free; concurrent
+    /// calls with the same options are encoded as one batch.
+    #[pyo3(signature = (inputs, **kwargs))]
+    fn aencode_document<'py>(
+        slf: &Bound<'py, Self>,
+        inputs: &Bound<'py, PyAny>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        async_call(slf.as_any(), "encode_document", inputs, kwargs, true)
+    }
+
+    /// Results of `encode` on consecutive batches of `inputs` (any iterable: a generator,
+    /// a file's lines, Arrow record batches with `column=`), yielded one by one: memory stays
+    /// flat however many inputs come. Other keywords go to `encode`.
+    #[pyo3(signature = (inputs, *, batch_size=None, column=None, **kwargs))]
+    fn encode_stream<'py>(
+        slf: &Bound<'py, Self>,
+        inputs: &Bound<'py, PyAny>,
+        batch_size: Option<Count>,
+        column: Option<String>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        stream_call(slf.as_any(), "encode", inputs, batch_size, column, kwargs)
     }
 
     /// Pickles as the options it was built with: unpickling loads the model again
