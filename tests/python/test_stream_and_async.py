@@ -16,7 +16,6 @@ import pytest
 from conftest import GOLDEN
 
 import tessera
-import tessera._aio
 from tessera import (
     TesseraDense,
     TesseraMultiVector,
@@ -24,6 +23,7 @@ from tessera import (
     TesseraTimeSeries,
     TesseraVision,
     TokenizationError,
+    _aio,
 )
 
 DENSE = TesseraDense(GOLDEN / "dense" / "tiny_bge_cls" / "model")
@@ -145,7 +145,7 @@ def test_async_results_equal_direct_calls_under_50_concurrent_calls(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     engine_calls: list[int] = []
-    run = tessera._aio.run
+    run = _aio.run
 
     async def counted(call: Any, *args: Any, **kwargs: Any) -> Any:
         engine_calls.append(len(args[0]) if args and isinstance(args[0], list) else 1)
@@ -213,7 +213,7 @@ def test_async_errors_reach_only_their_caller() -> None:
     long_text = "word " * 500
 
     async def main() -> list[Any]:
-        calls = [DENSE.aencode(t, on_truncation="error") for t in TEXTS[:5] + [long_text]]
+        calls = [DENSE.aencode(t, on_truncation="error") for t in [*TEXTS[:5], long_text]]
         return await asyncio.gather(*calls, return_exceptions=True)
 
     results = asyncio.run(main())
