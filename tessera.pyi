@@ -52,6 +52,7 @@ from tessera.exceptions import (
 from tessera.exceptions import (
     UnsupportedDimensionError as UnsupportedDimensionError,
 )
+from tessera.muvera import Muvera as Muvera
 
 __version__: str
 
@@ -66,6 +67,7 @@ __all__ = [
     "MatryoshkaError",
     "ModelLoadError",
     "ModelNotFoundError",
+    "Muvera",
     "OutOfMemoryError",
     "QuantizationConfig",
     "QuantizationError",
@@ -94,6 +96,7 @@ __all__ = [
     "__version__",
     "available_devices",
     "list_models",
+    "pool_embeddings",
     "quantize",
     "quantize_embeddings",
 ]
@@ -992,6 +995,15 @@ class TokenEmbeddings:
     def __len__(self) -> int: ...
     def __eq__(self, other: object, /) -> bool: ...
 
+def pool_embeddings(
+    embeddings: npt.NDArray[np.floating[Any]],
+    pool_factor: int,
+    *,
+    style: Literal["pylate", "colpali"] = "pylate",
+    protected_tokens: int = 1,
+) -> _F32Matrix:
+    """Hierarchical token pooling of one token matrix (PyLate's or colpali-engine's)."""
+
 def quantize(
     embeddings: npt.NDArray[np.floating[Any]], quantization: _Quantization | None = None
 ) -> QuantizedEmbeddings:
@@ -1036,6 +1048,8 @@ class TesseraMultiVector:
         show_progress: bool = False,
         show_progress_bar: bool | None = None,
         on_truncation: _OnTruncation = "ignore",
+        pool_factor: int | None = None,
+        protected_tokens: int = 1,
     ) -> _F32Matrix: ...
     @overload
     def encode(  # type: ignore[overload-overlap]
@@ -1048,6 +1062,8 @@ class TesseraMultiVector:
         show_progress: bool = False,
         show_progress_bar: bool | None = None,
         on_truncation: _OnTruncation = "ignore",
+        pool_factor: int | None = None,
+        protected_tokens: int = 1,
     ) -> TokenEmbeddings: ...
     @overload
     def encode(
@@ -1060,6 +1076,8 @@ class TesseraMultiVector:
         show_progress: bool = False,
         show_progress_bar: bool | None = None,
         on_truncation: _OnTruncation = "ignore",
+        pool_factor: int | None = None,
+        protected_tokens: int = 1,
     ) -> list[_F32Matrix]: ...
     @overload
     def encode(
@@ -1072,6 +1090,8 @@ class TesseraMultiVector:
         show_progress: bool = False,
         show_progress_bar: bool | None = None,
         on_truncation: _OnTruncation = "ignore",
+        pool_factor: int | None = None,
+        protected_tokens: int = 1,
     ) -> list[TokenEmbeddings]: ...
     @overload
     def encode(
@@ -1084,6 +1104,8 @@ class TesseraMultiVector:
         show_progress: bool = False,
         show_progress_bar: bool | None = None,
         on_truncation: _OnTruncation = "ignore",
+        pool_factor: int | None = None,
+        protected_tokens: int = 1,
     ) -> RaggedEmbeddings: ...
     @overload
     def encode(
@@ -1096,6 +1118,8 @@ class TesseraMultiVector:
         show_progress: bool = False,
         show_progress_bar: bool | None = None,
         on_truncation: _OnTruncation = "ignore",
+        pool_factor: int | None = None,
+        protected_tokens: int = 1,
     ) -> Any: ...
     @overload
     def encode_query(  # type: ignore[overload-overlap]
@@ -1166,6 +1190,8 @@ class TesseraMultiVector:
         batch_size: int | None = None,
         show_progress: bool = False,
         on_truncation: _OnTruncation = "ignore",
+        pool_factor: int | None = None,
+        protected_tokens: int = 1,
     ) -> _F32Matrix: ...
     @overload
     def encode_document(  # type: ignore[overload-overlap]
@@ -1176,6 +1202,8 @@ class TesseraMultiVector:
         batch_size: int | None = None,
         show_progress: bool = False,
         on_truncation: _OnTruncation = "ignore",
+        pool_factor: int | None = None,
+        protected_tokens: int = 1,
     ) -> TokenEmbeddings: ...
     @overload
     def encode_document(
@@ -1186,6 +1214,8 @@ class TesseraMultiVector:
         batch_size: int | None = None,
         show_progress: bool = False,
         on_truncation: _OnTruncation = "ignore",
+        pool_factor: int | None = None,
+        protected_tokens: int = 1,
     ) -> list[_F32Matrix]: ...
     @overload
     def encode_document(
@@ -1196,6 +1226,8 @@ class TesseraMultiVector:
         batch_size: int | None = None,
         show_progress: bool = False,
         on_truncation: _OnTruncation = "ignore",
+        pool_factor: int | None = None,
+        protected_tokens: int = 1,
     ) -> list[TokenEmbeddings]: ...
     @overload
     def encode_document(
@@ -1206,6 +1238,8 @@ class TesseraMultiVector:
         batch_size: int | None = None,
         show_progress: bool = False,
         on_truncation: _OnTruncation = "ignore",
+        pool_factor: int | None = None,
+        protected_tokens: int = 1,
     ) -> RaggedEmbeddings: ...
     @overload
     def encode_document(
@@ -1216,6 +1250,8 @@ class TesseraMultiVector:
         batch_size: int | None = None,
         show_progress: bool = False,
         on_truncation: _OnTruncation = "ignore",
+        pool_factor: int | None = None,
+        protected_tokens: int = 1,
     ) -> Any: ...
     def max_length(self) -> int: ...
     @overload
@@ -1233,6 +1269,8 @@ class TesseraMultiVector:
         batch_size: int | None = None,
         show_progress: bool = False,
         on_truncation: _OnTruncation = "ignore",
+        pool_factor: int | None = None,
+        protected_tokens: int = 1,
     ) -> list[_F32Matrix]: ...
     @overload
     def encode_batch(
@@ -1244,6 +1282,8 @@ class TesseraMultiVector:
         batch_size: int | None = None,
         show_progress: bool = False,
         on_truncation: _OnTruncation = "ignore",
+        pool_factor: int | None = None,
+        protected_tokens: int = 1,
     ) -> list[TokenEmbeddings]: ...
     @overload
     def encode_batch(
@@ -1255,6 +1295,8 @@ class TesseraMultiVector:
         batch_size: int | None = None,
         show_progress: bool = False,
         on_truncation: _OnTruncation = "ignore",
+        pool_factor: int | None = None,
+        protected_tokens: int = 1,
     ) -> RaggedEmbeddings: ...
     @overload
     def encode_batch(
@@ -1266,6 +1308,8 @@ class TesseraMultiVector:
         batch_size: int | None = None,
         show_progress: bool = False,
         on_truncation: _OnTruncation = "ignore",
+        pool_factor: int | None = None,
+        protected_tokens: int = 1,
     ) -> Any: ...
     def similarity(self, query: _TokenMatrix | str, document: _TokenMatrix | str) -> float: ...
     def similarity_matrix(
@@ -1436,6 +1480,7 @@ class TesseraVision:
         image: _Image,
         *,
         output: Literal["object"] = "object",
+        pool_factor: int | None = None,
     ) -> VisionEmbedding: ...
     @overload
     def encode_document(
@@ -1443,6 +1488,7 @@ class TesseraVision:
         image: _Image,
         *,
         output: Literal["array"],
+        pool_factor: int | None = None,
     ) -> _F32Matrix: ...
     @overload
     def encode_documents(
@@ -1452,6 +1498,7 @@ class TesseraVision:
         output: Literal["object"] = "object",
         batch_size: int | None = None,
         show_progress: bool = False,
+        pool_factor: int | None = None,
     ) -> list[VisionEmbedding]: ...
     @overload
     def encode_documents(
@@ -1461,6 +1508,7 @@ class TesseraVision:
         output: Literal["array"],
         batch_size: int | None = None,
         show_progress: bool = False,
+        pool_factor: int | None = None,
     ) -> list[_F32Matrix]: ...
     @overload
     def encode_documents(
@@ -1470,6 +1518,7 @@ class TesseraVision:
         output: Literal["flat"],
         batch_size: int | None = None,
         show_progress: bool = False,
+        pool_factor: int | None = None,
     ) -> RaggedEmbeddings: ...
     @overload
     def encode_documents(
@@ -1479,6 +1528,7 @@ class TesseraVision:
         output: Literal["arrow"],
         batch_size: int | None = None,
         show_progress: bool = False,
+        pool_factor: int | None = None,
     ) -> Any: ...
     @overload
     def encode_pdf(
@@ -1489,6 +1539,7 @@ class TesseraVision:
         dpi: int = 144,
         batch_size: int | None = None,
         show_progress: bool = False,
+        pool_factor: int | None = None,
     ) -> list[VisionEmbedding]: ...
     @overload
     def encode_pdf(
@@ -1499,6 +1550,7 @@ class TesseraVision:
         dpi: int = 144,
         batch_size: int | None = None,
         show_progress: bool = False,
+        pool_factor: int | None = None,
     ) -> list[_F32Matrix]: ...
     @overload
     def encode_pdf(
@@ -1509,6 +1561,7 @@ class TesseraVision:
         dpi: int = 144,
         batch_size: int | None = None,
         show_progress: bool = False,
+        pool_factor: int | None = None,
     ) -> RaggedEmbeddings: ...
     @overload
     def encode_pdf(
@@ -1519,6 +1572,7 @@ class TesseraVision:
         dpi: int = 144,
         batch_size: int | None = None,
         show_progress: bool = False,
+        pool_factor: int | None = None,
     ) -> Any: ...
     @overload
     def encode_query(  # type: ignore[overload-overlap]
@@ -1588,6 +1642,7 @@ class TesseraVision:
         output: Literal["object"] = "object",
         batch_size: int | None = None,
         show_progress: bool = False,
+        pool_factor: int | None = None,
     ) -> list[VisionEmbedding]: ...
     @overload
     def encode(
@@ -1597,6 +1652,7 @@ class TesseraVision:
         output: Literal["array"],
         batch_size: int | None = None,
         show_progress: bool = False,
+        pool_factor: int | None = None,
     ) -> list[_F32Matrix]: ...
     @overload
     def encode(
@@ -1606,6 +1662,7 @@ class TesseraVision:
         output: Literal["flat"],
         batch_size: int | None = None,
         show_progress: bool = False,
+        pool_factor: int | None = None,
     ) -> RaggedEmbeddings: ...
     @overload
     def encode(
@@ -1615,6 +1672,7 @@ class TesseraVision:
         output: Literal["arrow"],
         batch_size: int | None = None,
         show_progress: bool = False,
+        pool_factor: int | None = None,
     ) -> Any: ...
     @overload
     def encode(
@@ -1624,6 +1682,7 @@ class TesseraVision:
         output: Literal["object"] = "object",
         batch_size: int | None = None,
         show_progress: bool = False,
+        pool_factor: int | None = None,
     ) -> VisionEmbedding: ...
     @overload
     def encode(
@@ -1633,6 +1692,7 @@ class TesseraVision:
         output: Literal["array"],
         batch_size: int | None = None,
         show_progress: bool = False,
+        pool_factor: int | None = None,
     ) -> _F32Matrix: ...
     @overload
     def encode_batch(
@@ -1642,6 +1702,7 @@ class TesseraVision:
         output: Literal["object"] = "object",
         batch_size: int | None = None,
         show_progress: bool = False,
+        pool_factor: int | None = None,
     ) -> list[VisionEmbedding]: ...
     @overload
     def encode_batch(
@@ -1651,6 +1712,7 @@ class TesseraVision:
         output: Literal["array"],
         batch_size: int | None = None,
         show_progress: bool = False,
+        pool_factor: int | None = None,
     ) -> list[_F32Matrix]: ...
     @overload
     def encode_batch(
@@ -1660,6 +1722,7 @@ class TesseraVision:
         output: Literal["flat"],
         batch_size: int | None = None,
         show_progress: bool = False,
+        pool_factor: int | None = None,
     ) -> RaggedEmbeddings: ...
     @overload
     def encode_batch(
@@ -1669,6 +1732,7 @@ class TesseraVision:
         output: Literal["arrow"],
         batch_size: int | None = None,
         show_progress: bool = False,
+        pool_factor: int | None = None,
     ) -> Any: ...
     def similarity(
         self,

@@ -16,6 +16,7 @@ pub mod matrix;
 pub mod models;
 pub mod packing;
 pub mod paradigms;
+pub mod pooling;
 pub mod progress;
 pub mod quantization;
 pub mod registry;

@@ -32,6 +32,7 @@ from tessera._tessera import (
     __version__,
     available_devices,
     list_models,
+    pool_embeddings,
     quantize,
     quantize_embeddings,
 )
@@ -52,6 +53,7 @@ from tessera.exceptions import (
     TruncationWarning,
     UnsupportedDimensionError,
 )
+from tessera.muvera import Muvera
 
 __all__ = [
     "ConfigError",
@@ -64,6 +66,7 @@ __all__ = [
     "MatryoshkaError",
     "ModelLoadError",
     "ModelNotFoundError",
+    "Muvera",
     "OutOfMemoryError",
     "QuantizationConfig",
     "QuantizationError",
@@ -92,6 +95,7 @@ __all__ = [
     "__version__",
     "available_devices",
     "list_models",
+    "pool_embeddings",
     "quantize",
     "quantize_embeddings",
 ]

@@ -11,6 +11,7 @@ mod errors;
 mod factory;
 mod multivector;
 mod outputs;
+mod pooling;
 mod progress;
 mod quantization;
 mod ragged;
@@ -45,6 +46,7 @@ fn _tessera(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<quantization::PyQuantizedEmbeddings>()?;
     m.add_function(wrap_pyfunction!(quantization::quantize, m)?)?;
     m.add_function(wrap_pyfunction!(quantization::quantize_embeddings, m)?)?;
+    m.add_function(wrap_pyfunction!(pooling::pool_embeddings, m)?)?;
     m.add_class::<vision::PyVision>()?;
     m.add_class::<vision::PyVisionBuilder>()?;
     m.add_class::<vision::PyVisionEmbedding>()?;

@@ -17,12 +17,15 @@ use super::convert::{
     type_name, Count,
 };
 use super::device::{device_arg, dtype_arg};
+use super::pooling::pool_factor_arg;
 use super::quantization::{quantization_arg, PyQuantizationConfig, PyQuantizedEmbeddings};
 use super::ragged::PyRaggedEmbeddings;
 use crate::matrix::Matrix;
 use crate::paradigms::common::EncodeOptions;
 use crate::paradigms::multivector::{MultiVectorBuilder, MultiVectorEmbedder, TokenEmbeddings};
+use crate::pooling::{pool, PoolingStyle};
 use crate::quantization::QuantizationConfig;
+use rayon::prelude::*;
 
 /// A text's token matrix with the token each row belongs to.
 #[pyclass(name = "TokenEmbeddings", module = "tessera", frozen)]
@@ -257,7 +260,7 @@ impl PyMultiVector {
     /// A document's token matrix `(num_tokens, dim)`, or a list for a list of texts;
     /// `output="object"` gives `TokenEmbeddings` with the token strings, and for a list
     /// `output="flat"` gives one `RaggedEmbeddings`.
-    #[pyo3(signature = (text, *, output="array", is_query=false, batch_size=None, show_progress=false, show_progress_bar=None, on_truncation="ignore"))]
+    #[pyo3(signature = (text, *, output="array", is_query=false, batch_size=None, show_progress=false, show_progress_bar=None, on_truncation="ignore", pool_factor=None, protected_tokens=Count(1)), text_signature = "(self, /, text, *, output='array', is_query=False, batch_size=None, show_progress=False, show_progress_bar=None, on_truncation='ignore', pool_factor=None, protected_tokens=1)")]
     #[allow(clippy::too_many_arguments)] // PyLate's keywords beside the shared ones
     fn encode<'py>(
         &self,
@@ -269,10 +272,13 @@ impl PyMultiVector {
         show_progress: bool,
         show_progress_bar: Option<bool>,
         on_truncation: &str,
+        pool_factor: Option<Count>,
+        protected_tokens: Count,
     ) -> PyResult<Bound<'py, PyAny>> {
         let show = show_progress || show_progress_bar == Some(true);
         let options = text_options(batch_size, show, on_truncation)?;
-        self.encode_any(py, text, is_query, options, output)
+        let side = Side::new(is_query, pool_factor, protected_tokens)?;
+        self.encode_any(py, text, side, options, output)
     }
 
     /// A query's token matrix `(query_length, dim)`, expansion rows included (a list for
@@ -288,11 +294,14 @@ impl PyMultiVector {
         on_truncation: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
         let options = text_options(batch_size, show_progress, on_truncation)?;
-        self.encode_any(py, text, true, options, output)
+        self.encode_any(py, text, Side::QUERY, options, output)
     }
 
     /// A document's token matrix, punctuation rows dropped (a list for a list of texts).
-    #[pyo3(signature = (text, *, output="array", batch_size=None, show_progress=false, on_truncation="ignore"))]
+    /// `pool_factor=k` pools its rows as PyLate does (Ward clusters of the tokens after
+    /// the first `protected_tokens`, about `n / k` rows left).
+    #[pyo3(signature = (text, *, output="array", batch_size=None, show_progress=false, on_truncation="ignore", pool_factor=None, protected_tokens=Count(1)), text_signature = "(self, /, text, *, output='array', batch_size=None, show_progress=False, on_truncation='ignore', pool_factor=None, protected_tokens=1)")]
+    #[allow(clippy::too_many_arguments)] // the shared keywords plus PyLate's pooling ones
     fn encode_document<'py>(
         &self,
         py: Python<'py>,
@@ -301,16 +310,19 @@ impl PyMultiVector {
         batch_size: Option<Count>,
         show_progress: bool,
         on_truncation: &str,
+        pool_factor: Option<Count>,
+        protected_tokens: Count,
     ) -> PyResult<Bound<'py, PyAny>> {
         let options = text_options(batch_size, show_progress, on_truncation)?;
-        self.encode_any(py, text, false, options, output)
+        let side = Side::new(false, pool_factor, protected_tokens)?;
+        self.encode_any(py, text, side, options, output)
     }
 
     /// Token matrices of many texts: a list, one `(num_tokens, dim)` array per text
     /// (`TokenEmbeddings` with `output="object"`, one `RaggedEmbeddings` with
     /// `output="flat"`).
-    #[pyo3(signature = (texts, is_query=false, *, batch_size=None, show_progress=false, output="array", on_truncation="ignore"))]
-    #[allow(clippy::too_many_arguments)] // the shared keywords plus PyLate's is_query
+    #[pyo3(signature = (texts, is_query=false, *, batch_size=None, show_progress=false, output="array", on_truncation="ignore", pool_factor=None, protected_tokens=Count(1)), text_signature = "(self, /, texts, is_query=False, *, batch_size=None, show_progress=False, output='array', on_truncation='ignore', pool_factor=None, protected_tokens=1)")]
+    #[allow(clippy::too_many_arguments)] // the shared keywords plus PyLate's
     fn encode_batch<'py>(
         &self,
         py: Python<'py>,
@@ -320,10 +332,13 @@ impl PyMultiVector {
         show_progress: bool,
         output: &str,
         on_truncation: &str,
+        pool_factor: Option<Count>,
+        protected_tokens: Count,
     ) -> PyResult<Bound<'py, PyAny>> {
         let output = Output::parse(output, true)?;
         let options = text_options(batch_size, show_progress, on_truncation)?;
-        self.encode_many(py, texts, is_query, options, output)
+        let side = Side::new(is_query, pool_factor, protected_tokens)?;
+        self.encode_many(py, texts, side, options, output)
     }
 
     /// Tokens of each whole text as the model would read it with no length limit (its
@@ -546,17 +561,17 @@ impl PyMultiVector {
         &self,
         py: Python<'py>,
         text: &Bound<'py, PyAny>,
-        is_query: bool,
+        side: Side,
         options: EncodeOptions,
         output: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
         let single = text.is_instance_of::<PyString>();
         let output = Output::parse(output, !single)?;
         if !single {
-            return self.encode_many(py, text, is_query, options, output);
+            return self.encode_many(py, text, side, options, output);
         }
         let one = PyList::new(py, [text])?;
-        self.encode_many(py, one.as_any(), is_query, options, output)?
+        self.encode_many(py, one.as_any(), side, options, output)?
             .get_item(0)
     }
 
@@ -564,7 +579,7 @@ impl PyMultiVector {
         &self,
         py: Python<'py>,
         texts: &Bound<'py, PyAny>,
-        is_query: bool,
+        side: Side,
         options: EncodeOptions,
         output: Output,
     ) -> PyResult<Bound<'py, PyAny>> {
@@ -573,7 +588,17 @@ impl PyMultiVector {
         let call = options.clone();
         let encoded = detached(py, move || {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            model.encode_batch_with_tokens(&refs, is_query, &call)
+            let mut encoded = model.encode_batch_with_tokens(&refs, side.is_query, &call)?;
+            if let Some((pool_factor, style)) = side.pooling {
+                encoded.par_iter_mut().try_for_each(|item| {
+                    item.embeddings = pool(&item.embeddings, pool_factor, style)?;
+                    // Rows are clusters now, not tokens.
+                    item.tokens.clear();
+                    item.token_ids.clear();
+                    Ok::<_, crate::error::TesseraError>(())
+                })?;
+            }
+            Ok(encoded)
         })?;
         finish(py, &options)?;
         if matches!(output, Output::Flat | Output::Arrow) {
@@ -679,6 +704,38 @@ impl<'a, 'py> FromPyObject<'a, 'py> for QuantizationSetting {
 
 fn quantization_setting(value: QuantizationSetting) -> QuantizationConfig {
     value.0
+}
+
+/// Which side a call encodes, and how documents are pooled.
+#[derive(Debug, Clone, Copy)]
+struct Side {
+    is_query: bool,
+    pooling: Option<(usize, PoolingStyle)>,
+}
+
+impl Side {
+    const QUERY: Side = Side {
+        is_query: true,
+        pooling: None,
+    };
+
+    fn new(is_query: bool, pool_factor: Option<Count>, protected_tokens: Count) -> PyResult<Self> {
+        let pool_factor = pool_factor.map(pool_factor_arg).transpose()?;
+        if is_query && pool_factor.is_some_and(|k| k > 1) {
+            return Err(super::errors::config_error(
+                "pool_factor pools documents; a query keeps every token",
+            ));
+        }
+        Ok(Side {
+            is_query,
+            pooling: pool_factor.map(|k| {
+                let style = PoolingStyle::PyLate {
+                    protected: protected_tokens.get(),
+                };
+                (k, style)
+            }),
+        })
+    }
 }
 
 py_builder!("TesseraMultiVectorBuilder", PyMultiVectorBuilder, MultiVectorBuilder, PyMultiVector, {

@@ -19,10 +19,12 @@ use super::convert::{
 };
 use super::device::{device_arg, dtype_arg};
 use super::multivector::PyTokenEmbeddings;
+use super::pooling::pool_factor_arg;
 use super::ragged::PyRaggedEmbeddings;
 use crate::matrix::Matrix;
 use crate::paradigms::common::EncodeOptions;
 use crate::paradigms::vision::{VisionBuilder, VisionEmbedder};
+use crate::pooling::{pool_all, PoolingStyle};
 use crate::vision::ImageInput;
 
 /// A page image's token matrix: patch rows, then prompt-token rows.
@@ -204,24 +206,27 @@ impl PyVision {
     /// Embeds a page image: a path, raw bytes, a uint8 array `(H, W)`, `(H, W, 3)` or
     /// `(H, W, 4)`, or an object with the array interface (a PIL image). A
     /// `VisionEmbedding`, or its matrix with `output="array"`.
-    #[pyo3(signature = (image, *, output="object"))]
+    /// `pool_factor=k` pools its rows as colpali-engine's `HierarchicalTokenPooler` does.
+    #[pyo3(signature = (image, *, output="object", pool_factor=None))]
     fn encode_document<'py>(
         &self,
         py: Python<'py>,
         image: &Bound<'py, PyAny>,
         output: &str,
+        pool_factor: Option<Count>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let output = Output::parse(output, false)?;
         let input = image_arg(image, "image")?;
         let source = input.source().map(|p| p.display().to_string());
-        self.encode_pages(py, vec![input], vec![source], None, false, output)?
+        let pages = Pages::new(None, false, pool_factor)?;
+        self.encode_pages(py, vec![input], vec![source], pages, output)?
             .get_item(0)
     }
 
     /// Embeds many page images (batched): a list of `VisionEmbedding` (of matrices with
     /// `output="array"`), or one `RaggedEmbeddings` (`"flat"`) or pyarrow column
     /// (`"arrow"`).
-    #[pyo3(signature = (images, *, batch_size=None, show_progress=false, output="object"))]
+    #[pyo3(signature = (images, *, batch_size=None, show_progress=false, output="object", pool_factor=None))]
     fn encode_documents<'py>(
         &self,
         py: Python<'py>,
@@ -229,9 +234,10 @@ impl PyVision {
         batch_size: Option<Count>,
         show_progress: bool,
         output: &str,
+        pool_factor: Option<Count>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let output = Output::parse(output, true)?;
-        let batch_size = batch_size.map(Count::get);
+        let pages = Pages::new(batch_size, show_progress, pool_factor)?;
         if images.is_instance_of::<PyString>() || images.is_instance_of::<PyBytes>() {
             return Err(PyTypeError::new_err(
                 "images must be a sequence of images; use encode_document() for one",
@@ -252,11 +258,12 @@ impl PyVision {
             .iter()
             .map(|i| i.source().map(|p| p.display().to_string()))
             .collect();
-        self.encode_pages(py, inputs, sources, batch_size, show_progress, output)
+        self.encode_pages(py, inputs, sources, pages, output)
     }
 
     /// Renders each page of a PDF (needs `pypdfium2`) and embeds it.
-    #[pyo3(signature = (path, *, dpi=Count(144), batch_size=None, show_progress=false, output="object"), text_signature = "(self, /, path, *, dpi=144, batch_size=None, show_progress=False, output='object')")]
+    #[pyo3(signature = (path, *, dpi=Count(144), batch_size=None, show_progress=false, output="object", pool_factor=None), text_signature = "(self, /, path, *, dpi=144, batch_size=None, show_progress=False, output='object', pool_factor=None)")]
+    #[allow(clippy::too_many_arguments)] // the page keywords plus rendering's dpi
     fn encode_pdf<'py>(
         &self,
         py: Python<'py>,
@@ -265,9 +272,10 @@ impl PyVision {
         batch_size: Option<Count>,
         show_progress: bool,
         output: &str,
+        pool_factor: Option<Count>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let output = Output::parse(output, true)?;
-        let batch_size = batch_size.map(Count::get);
+        let pages = Pages::new(batch_size, show_progress, pool_factor)?;
         let dpi = dpi.get();
         if dpi == 0 || dpi > 1200 {
             return Err(PyValueError::new_err(format!(
@@ -284,7 +292,7 @@ impl PyVision {
         }
         let pdfium = py.import("pypdfium2").map_err(|_| {
             PyImportError::new_err(
-                "encode_pdf needs pypdfium2: pip install pypdfium2 (or 'tessera[pdf]')",
+                "encode_pdf needs pypdfium2: pip install pypdfium2 (or 'tessera-embeddings[pdf]')",
             )
         })?;
         let document = pdfium
@@ -298,9 +306,9 @@ impl PyVision {
                     ),
                 )
             })?;
-        let pages = document.len()?;
-        let mut inputs = Vec::with_capacity(pages);
-        for index in 0..pages {
+        let count = document.len()?;
+        let mut inputs = Vec::with_capacity(count);
+        for index in 0..count {
             let page = document.get_item(index)?;
             let kwargs = pyo3::types::PyDict::new(py);
             kwargs.set_item("scale", dpi as f64 / 72.0)?;
@@ -308,10 +316,10 @@ impl PyVision {
             let image = bitmap.call_method0("to_pil")?;
             inputs.push(image_arg(&image, &format!("page {}", index + 1))?);
         }
-        let sources = (1..=pages)
+        let sources = (1..=count)
             .map(|page| Some(format!("{path}#page={page}")))
             .collect();
-        self.encode_pages(py, inputs, sources, batch_size, show_progress, output)
+        self.encode_pages(py, inputs, sources, pages, output)
     }
 
     /// A query's token matrix `(num_tokens, dim)`, or a list of them for a list of
@@ -337,7 +345,7 @@ impl PyVision {
     }
 
     /// The shared verb: a page (`VisionEmbedding`) or a list of pages (a list of them).
-    #[pyo3(signature = (image, *, batch_size=None, show_progress=false, output="object"))]
+    #[pyo3(signature = (image, *, batch_size=None, show_progress=false, output="object", pool_factor=None))]
     fn encode<'py>(
         &self,
         py: Python<'py>,
@@ -345,17 +353,25 @@ impl PyVision {
         batch_size: Option<Count>,
         show_progress: bool,
         output: &str,
+        pool_factor: Option<Count>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let many =
             image.is_instance_of::<PyList>() || image.is_instance_of::<pyo3::types::PyTuple>();
         if many {
-            return self.encode_documents(py, image, batch_size, show_progress, output);
+            return self.encode_documents(
+                py,
+                image,
+                batch_size,
+                show_progress,
+                output,
+                pool_factor,
+            );
         }
-        self.encode_document(py, image, output)
+        self.encode_document(py, image, output, pool_factor)
     }
 
     /// The shared name of `encode_documents`.
-    #[pyo3(signature = (images, *, batch_size=None, show_progress=false, output="object"))]
+    #[pyo3(signature = (images, *, batch_size=None, show_progress=false, output="object", pool_factor=None))]
     fn encode_batch<'py>(
         &self,
         py: Python<'py>,
@@ -363,8 +379,9 @@ impl PyVision {
         batch_size: Option<Count>,
         show_progress: bool,
         output: &str,
+        pool_factor: Option<Count>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.encode_documents(py, images, batch_size, show_progress, output)
+        self.encode_documents(py, images, batch_size, show_progress, output, pool_factor)
     }
 
     /// The shared name of `search`: MaxSim of a query against a page.
@@ -603,17 +620,22 @@ impl PyVision {
         py: Python<'py>,
         inputs: Vec<ImageInput>,
         sources: Vec<Option<String>>,
-        batch_size: Option<usize>,
-        show_progress: bool,
+        pages: Pages,
         output: Output,
     ) -> PyResult<Bound<'py, PyAny>> {
         let options = EncodeOptions {
-            batch_size,
-            show_progress,
+            batch_size: pages.batch_size,
+            show_progress: pages.show_progress,
             ..EncodeOptions::default()
         };
         let model = Arc::clone(&self.inner);
-        let matrices = detached(py, move || model.encode_documents(&inputs, &options))?;
+        let matrices = detached(py, move || {
+            let matrices = model.encode_documents(&inputs, &options)?;
+            match pages.pool_factor {
+                Some(k) => pool_all(matrices, k, PoolingStyle::ColPali),
+                None => Ok(matrices),
+            }
+        })?;
         if output != Output::Object {
             return self.matrices_as(py, matrices, output);
         }
@@ -664,6 +686,29 @@ impl PyVision {
             return detached(py, move || model.encode_query(&text));
         }
         matrix_arg(value, name)
+    }
+}
+
+/// How a call encodes pages.
+#[derive(Debug, Clone, Copy)]
+struct Pages {
+    batch_size: Option<usize>,
+    show_progress: bool,
+    /// Pool each page's rows as colpali-engine's `HierarchicalTokenPooler` does.
+    pool_factor: Option<usize>,
+}
+
+impl Pages {
+    fn new(
+        batch_size: Option<Count>,
+        show_progress: bool,
+        pool_factor: Option<Count>,
+    ) -> PyResult<Self> {
+        Ok(Pages {
+            batch_size: batch_size.map(Count::get),
+            show_progress,
+            pool_factor: pool_factor.map(pool_factor_arg).transpose()?,
+        })
     }
 }
 
