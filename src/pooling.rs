@@ -404,14 +404,15 @@ mod tests {
             &[1.0, 0.0],
             &[0.6, 0.8],
         ]);
-        // Two clusters of four non-protected rows: {e2, e2} and {e1, (0.6, 0.8)}.
+        // Four rows after the protected one, two clusters. The equal rows merge first (at 0);
+        // (0.6, 0.8) is then nearer to them (Ward 0.23) than to e1 (cosine distance 0.4).
         let pooled = pool(&doc, 2, PoolingStyle::PyLate { protected: 1 }).unwrap();
         assert_eq!(pooled.rows, 3);
         assert_eq!(pooled.row(0), &[1.0, 0.0]);
-        let mut rest = vec![pooled.row(1).to_vec(), pooled.row(2).to_vec()];
+        let mut rest = [pooled.row(1).to_vec(), pooled.row(2).to_vec()];
         rest.sort_by(|a, b| a[0].total_cmp(&b[0]));
-        assert_eq!(rest[0], vec![0.0, 1.0]);
-        assert_eq!(rest[1], vec![0.8, 0.4]);
+        assert_eq!(rest[0], vec![0.6 / 3.0, (1.0f32 + 1.0 + 0.8) / 3.0]);
+        assert_eq!(rest[1], vec![1.0, 0.0]);
     }
 
     #[test]
