@@ -34,6 +34,11 @@ pub fn pool(document: &Matrix, pool_factor: usize, style: PoolingStyle) -> Resul
             "pool_factor must be at least 1".into(),
         ));
     }
+    if document.data.iter().any(|v| !v.is_finite()) {
+        return Err(TesseraError::Config(
+            "the token matrix has NaN or infinite values".into(),
+        ));
+    }
     match style {
         PoolingStyle::PyLate { protected } => {
             let protected = protected.min(document.rows);

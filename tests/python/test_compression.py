@@ -89,6 +89,11 @@ def test_pooling_arguments_are_checked() -> None:
         tessera.pool_embeddings(x, 2, style="mean")
     with pytest.raises(TypeError):
         tessera.pool_embeddings("text", 2)  # type: ignore[arg-type]
+    with pytest.raises(tessera.ConfigError, match="NaN"):
+        tessera.pool_embeddings(np.full((4, 8), np.nan, dtype=np.float32), 2)
+    empty = np.zeros((0, 8), dtype=np.float32)
+    assert tessera.pool_embeddings(empty, 2).shape == (0, 8)
+    assert tessera.pool_embeddings(empty, 2, style="colpali").shape == (0, 8)
 
 
 def test_colbert_documents_pool_on_encode() -> None:
