@@ -31,7 +31,7 @@ pub fn pool(hidden: &Tensor, spans: &[Span], kind: PoolingKind) -> Result<Tensor
             }
             let averaging = Tensor::from_vec(weights, (spans.len(), total), device)?
                 .to_dtype(hidden.dtype())?;
-            averaging.matmul(hidden)?
+            crate::layers::matmul::matmul(&averaging, hidden)?
         }
     };
     Ok(pooled)

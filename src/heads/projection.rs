@@ -99,7 +99,7 @@ impl Projection {
 
     /// Projects rows `[n, in]` to `[n, out]`.
     pub fn forward(&self, rows: &Tensor) -> Result<Tensor> {
-        let projected = rows.matmul(&self.weight_t)?;
+        let projected = crate::layers::matmul::matmul(rows, &self.weight_t)?;
         let projected = match &self.bias {
             Some(bias) => projected.broadcast_add(bias)?,
             None => projected,

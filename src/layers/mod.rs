@@ -5,6 +5,7 @@
 
 pub mod attention;
 pub mod kernels;
+pub mod matmul;
 pub mod rotary;
 
 use candle_core::{DType, Tensor, D};
@@ -123,7 +124,7 @@ impl Linear {
 
     /// `x W^T` without the bias (for a bias fused into the next step).
     pub fn matmul(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        x.matmul(&self.weight.t()?)
+        matmul::matmul(x, &self.weight.t()?)
     }
 
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {

@@ -16,8 +16,11 @@
 //! left-padded `(batch, length)` context; the autoregressive extension and quantile selection
 //! live in `paradigms/timeseries.rs`, as they live in the reference pipeline.
 
-use candle_core::{DType, Device, Module, Tensor, D};
-use candle_nn::{Linear, VarBuilder};
+use candle_core::{DType, Device, Tensor, D};
+use candle_nn::VarBuilder;
+
+use crate::layers::matmul::matmul;
+use crate::layers::Linear;
 use serde::Deserialize;
 
 use crate::error::{Result, TesseraError};
@@ -251,9 +254,9 @@ impl ResidualBlock {
         act: Activation,
     ) -> Result<Self> {
         Ok(ResidualBlock {
-            hidden: candle_nn::linear(in_dim, h_dim, vb.pp("hidden_layer"))?,
-            output: candle_nn::linear(h_dim, out_dim, vb.pp("output_layer"))?,
-            residual: candle_nn::linear(in_dim, out_dim, vb.pp("residual_layer"))?,
+            hidden: Linear::load(vb.pp("hidden_layer"), in_dim, h_dim, true)?,
+            output: Linear::load(vb.pp("output_layer"), h_dim, out_dim, true)?,
+            residual: Linear::load(vb.pp("residual_layer"), in_dim, out_dim, true)?,
             act,
         })
     }
@@ -313,14 +316,14 @@ impl T5FeedForward {
         let dense = vb.pp("DenseReluDense");
         let ff = if cfg.gated() {
             FeedForward::Gated {
-                wi_0: candle_nn::linear_no_bias(cfg.d_model, cfg.d_ff, dense.pp("wi_0"))?,
-                wi_1: candle_nn::linear_no_bias(cfg.d_model, cfg.d_ff, dense.pp("wi_1"))?,
-                wo: candle_nn::linear_no_bias(cfg.d_ff, cfg.d_model, dense.pp("wo"))?,
+                wi_0: Linear::load(dense.pp("wi_0"), cfg.d_model, cfg.d_ff, false)?,
+                wi_1: Linear::load(dense.pp("wi_1"), cfg.d_model, cfg.d_ff, false)?,
+                wo: Linear::load(dense.pp("wo"), cfg.d_ff, cfg.d_model, false)?,
             }
         } else {
             FeedForward::Plain {
-                wi: candle_nn::linear_no_bias(cfg.d_model, cfg.d_ff, dense.pp("wi"))?,
-                wo: candle_nn::linear_no_bias(cfg.d_ff, cfg.d_model, dense.pp("wo"))?,
+                wi: Linear::load(dense.pp("wi"), cfg.d_model, cfg.d_ff, false)?,
+                wo: Linear::load(dense.pp("wo"), cfg.d_ff, cfg.d_model, false)?,
             }
         };
         Ok(T5FeedForward {
@@ -358,10 +361,10 @@ impl T5Attention {
     fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
         let inner = cfg.num_heads * cfg.d_kv;
         Ok(T5Attention {
-            q: candle_nn::linear_no_bias(cfg.d_model, inner, vb.pp("q"))?,
-            k: candle_nn::linear_no_bias(cfg.d_model, inner, vb.pp("k"))?,
-            v: candle_nn::linear_no_bias(cfg.d_model, inner, vb.pp("v"))?,
-            o: candle_nn::linear_no_bias(inner, cfg.d_model, vb.pp("o"))?,
+            q: Linear::load(vb.pp("q"), cfg.d_model, inner, false)?,
+            k: Linear::load(vb.pp("k"), cfg.d_model, inner, false)?,
+            v: Linear::load(vb.pp("v"), cfg.d_model, inner, false)?,
+            o: Linear::load(vb.pp("o"), inner, cfg.d_model, false)?,
             num_heads: cfg.num_heads,
             d_kv: cfg.d_kv,
         })
@@ -388,15 +391,13 @@ impl T5Attention {
         let q = self.heads(&self.q, queries)?;
         let k = self.heads(&self.k, keys_values)?;
         let v = self.heads(&self.v, keys_values)?;
-        let scores = q
-            .matmul(&k.t()?)?
+        let scores = matmul(&q, &k.t()?)?
             .to_dtype(DType::F32)?
             .broadcast_add(bias)?;
         // The reference takes the softmax in float32 whatever the model dtype.
         let weights = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(v.dtype())?;
         let context =
-            weights
-                .matmul(&v)?
+            matmul(&weights, &v)?
                 .transpose(1, 2)?
                 .reshape((b, tq, self.num_heads * self.d_kv))?;
         self.o.forward(&context)

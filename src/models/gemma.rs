@@ -8,7 +8,10 @@
 //! `models/paligemma/modeling_paligemma.py`.
 
 use candle_core::{DType, Device, Module, Tensor, D};
-use candle_nn::{embedding, linear_no_bias, Embedding, Linear, VarBuilder};
+use candle_nn::{embedding, Embedding, VarBuilder};
+
+use crate::layers::matmul::matmul;
+use crate::layers::Linear;
 use serde::Deserialize;
 
 use crate::error::{Result, TesseraError};
@@ -131,9 +134,9 @@ impl Attention {
         }
         let lin = |i: usize, o: usize, name: &str| -> candle_core::Result<Linear> {
             if cfg.attention_bias {
-                candle_nn::linear(i, o, vb.pp(name))
+                Linear::load(vb.pp(name), i, o, true)
             } else {
-                linear_no_bias(i, o, vb.pp(name))
+                Linear::load(vb.pp(name), i, o, false)
             }
         };
         Ok(Attention {
@@ -161,13 +164,12 @@ impl Attention {
         let groups = self.heads / self.kv_heads;
         let q = q.reshape((b, self.kv_heads, groups * l, d))?;
         let scale = 1.0 / (d as f64).sqrt();
-        let mut scores = (q.matmul(&k.t()?)? * scale)?.to_dtype(DType::F32)?;
+        let mut scores = (matmul(&q, &k.t()?)? * scale)?.to_dtype(DType::F32)?;
         if let Some(mask) = key_mask {
             scores = scores.broadcast_add(mask)?;
         }
         let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(v.dtype())?;
-        let out = probs
-            .matmul(&v)?
+        let out = matmul(&probs, &v)?
             .reshape((b, self.heads, l, d))?
             .transpose(1, 2)?
             .reshape((b, l, self.heads * d))?;
@@ -186,9 +188,9 @@ impl Mlp {
     fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
         let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
         Ok(Mlp {
-            gate_proj: linear_no_bias(h, i, vb.pp("gate_proj"))?,
-            up_proj: linear_no_bias(h, i, vb.pp("up_proj"))?,
-            down_proj: linear_no_bias(i, h, vb.pp("down_proj"))?,
+            gate_proj: Linear::load(vb.pp("gate_proj"), h, i, false)?,
+            up_proj: Linear::load(vb.pp("up_proj"), h, i, false)?,
+            down_proj: Linear::load(vb.pp("down_proj"), i, h, false)?,
             act: cfg.activation()?,
         })
     }

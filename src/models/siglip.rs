@@ -5,7 +5,10 @@
 //! Reference: transformers `models/siglip/modeling_siglip.py` (`SiglipVisionTransformer`).
 
 use candle_core::{DType, Module, Tensor};
-use candle_nn::{layer_norm, linear, LayerNorm, Linear, VarBuilder};
+use candle_nn::{layer_norm, LayerNorm, VarBuilder};
+
+use crate::layers::matmul::matmul;
+use crate::layers::Linear;
 use serde::Deserialize;
 
 use crate::error::{Result, TesseraError};
@@ -112,10 +115,10 @@ impl Attention {
     fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
         let h = cfg.hidden_size;
         Ok(Attention {
-            q_proj: linear(h, h, vb.pp("q_proj"))?,
-            k_proj: linear(h, h, vb.pp("k_proj"))?,
-            v_proj: linear(h, h, vb.pp("v_proj"))?,
-            out_proj: linear(h, h, vb.pp("out_proj"))?,
+            q_proj: Linear::load(vb.pp("q_proj"), h, h, true)?,
+            k_proj: Linear::load(vb.pp("k_proj"), h, h, true)?,
+            v_proj: Linear::load(vb.pp("v_proj"), h, h, true)?,
+            out_proj: Linear::load(vb.pp("out_proj"), h, h, true)?,
             heads: cfg.num_attention_heads,
             head_dim: h / cfg.num_attention_heads,
         })
@@ -133,14 +136,14 @@ impl Attention {
         let k = split(self.k_proj.forward(xs)?)?;
         let v = split(self.v_proj.forward(xs)?)?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let scores = (q.matmul(&k.t()?)? * scale)?;
+        let scores = (matmul(&q, &k.t()?)? * scale)?;
         // Softmax in float32 as transformers does, whatever the weights' dtype.
         let probs =
             candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(v.dtype())?;
-        let out = probs
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .reshape((b, n, self.heads * self.head_dim))?;
+        let out =
+            matmul(&probs, &v)?
+                .transpose(1, 2)?
+                .reshape((b, n, self.heads * self.head_dim))?;
         Ok(self.out_proj.forward(&out)?)
     }
 }
@@ -161,8 +164,8 @@ impl EncoderLayer {
             layer_norm1: layer_norm(h, cfg.layer_norm_eps, vb.pp("layer_norm1"))?,
             self_attn: Attention::load(vb.pp("self_attn"), cfg)?,
             layer_norm2: layer_norm(h, cfg.layer_norm_eps, vb.pp("layer_norm2"))?,
-            fc1: linear(h, cfg.intermediate_size, vb.pp("mlp").pp("fc1"))?,
-            fc2: linear(cfg.intermediate_size, h, vb.pp("mlp").pp("fc2"))?,
+            fc1: Linear::load(vb.pp("mlp").pp("fc1"), h, cfg.intermediate_size, true)?,
+            fc2: Linear::load(vb.pp("mlp").pp("fc2"), cfg.intermediate_size, h, true)?,
             act: Activation::parse(&cfg.hidden_act)?,
         })
     }
@@ -244,9 +247,7 @@ impl VisionModel {
             .reshape((b, c, n, p, n, p))?
             .permute(vec![0, 2, 4, 1, 3, 5])?
             .reshape((b, n * n, c * p * p))?;
-        let embedded = patches
-            .broadcast_matmul(&self.patch_weight_t)?
-            .broadcast_add(&self.patch_bias)?;
+        let embedded = matmul(&patches, &self.patch_weight_t)?.broadcast_add(&self.patch_bias)?;
         let mut xs = embedded.broadcast_add(&self.position_embedding)?;
         for layer in &self.layers {
             xs = layer.forward(&xs)?;

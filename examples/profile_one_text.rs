@@ -1,0 +1,29 @@
+//! One short text per call on a small model, in a loop, for profiling the fixed cost of a
+//! call (`perf record`); prints the median microseconds per call.
+//!
+//! `cargo run --release --example profile_one_text -- [model dir] [calls]`
+
+use std::time::Instant;
+
+use tessera::DenseEmbedder;
+
+const MODEL: &str = "tests/fixtures/golden/dense/tiny_mean_nonorm/model";
+
+fn main() -> tessera::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let dir = args.next().unwrap_or_else(|| MODEL.to_string());
+    let calls: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(20_000);
+    let model = DenseEmbedder::builder().model(dir).build()?;
+    let mut times = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let start = Instant::now();
+        std::hint::black_box(model.encode("hello world")?);
+        times.push(start.elapsed().as_secs_f64() * 1e6);
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "median {:.1} us per call over {calls} calls",
+        times[calls / 2]
+    );
+    Ok(())
+}
