@@ -1,7 +1,7 @@
 //! One short text per call on a small model, in a loop, for profiling the fixed cost of a
 //! call (`perf record`); prints the median microseconds per call.
 //!
-//! `cargo run --release --example profile_one_text -- [model dir] [calls]`
+//! `cargo run --release --example profile_one_text -- [model dir] [calls] [words]`
 
 use std::time::Instant;
 
@@ -13,11 +13,19 @@ fn main() -> tessera::Result<()> {
     let mut args = std::env::args().skip(1);
     let dir = args.next().unwrap_or_else(|| MODEL.to_string());
     let calls: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(20_000);
+    let words: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2);
+    let text = ["hello", "world", "late", "interaction", "retrieval"]
+        .iter()
+        .cycle()
+        .take(words)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ");
     let model = DenseEmbedder::builder().model(dir).build()?;
     let mut times = Vec::with_capacity(calls);
     for _ in 0..calls {
         let start = Instant::now();
-        std::hint::black_box(model.encode("hello world")?);
+        std::hint::black_box(model.encode(&text)?);
         times.push(start.elapsed().as_secs_f64() * 1e6);
     }
     times.sort_by(f64::total_cmp);

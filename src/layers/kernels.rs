@@ -43,10 +43,53 @@ pub(crate) fn rows_per_task(width: usize) -> usize {
     (ELEMENTS_PER_TASK / width.max(1)).max(1)
 }
 
-/// Defines `fn $name(args)` that runs `$body` compiled for AVX2 and FMA where the CPU
-/// has them (eight-wide vectors for the loops the compiler vectorises, and fused
-/// multiply-adds where the body asks for them with [`madd`]), else for the baseline
-/// target. Inside `$body`, the const `FMA` says which.
+/// The widest vector instructions the fused kernels use on this CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SimdLevel {
+    /// The baseline target (SSE2 on x86-64), no FMA.
+    Baseline,
+    /// AVX2 and FMA: eight lanes.
+    Avx2,
+    /// AVX-512F (with AVX2 and FMA): sixteen lanes.
+    Avx512,
+}
+
+impl SimdLevel {
+    /// Detected once at run time, then capped by `TESSERA_SIMD` (`avx512`, `avx2` or
+    /// `baseline`) when set, so the narrower paths can be tested on a wider CPU.
+    pub fn current() -> SimdLevel {
+        static LEVEL: std::sync::OnceLock<SimdLevel> = std::sync::OnceLock::new();
+        *LEVEL.get_or_init(|| {
+            let detected = Self::detected();
+            match std::env::var("TESSERA_SIMD").as_deref() {
+                Ok("baseline") => SimdLevel::Baseline,
+                Ok("avx2") => detected.min(SimdLevel::Avx2),
+                _ => detected,
+            }
+        })
+    }
+
+    fn detected() -> SimdLevel {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let avx2 = std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma");
+            if avx2 && std::arch::is_x86_feature_detected!("avx512f") {
+                return SimdLevel::Avx512;
+            }
+            if avx2 {
+                return SimdLevel::Avx2;
+            }
+        }
+        SimdLevel::Baseline
+    }
+}
+
+/// Defines `fn $name(args)` that runs `$body` compiled for the widest level of
+/// [`SimdLevel::current`]: AVX-512F (sixteen-wide vectors for the loops the compiler
+/// vectorises), AVX2 (eight-wide) with FMA, else the baseline target. Inside `$body`,
+/// the const `FMA` says whether [`madd`] fuses; AVX2 and AVX-512 both fuse, and the
+/// bodies accumulate in a fixed order, so the two give the same bits.
 macro_rules! with_avx2 {
     ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$meta])*
@@ -56,14 +99,23 @@ macro_rules! with_avx2 {
             #[cfg(target_arch = "x86_64")]
             {
                 /// # Safety
+                /// The CPU must support AVX-512F, AVX2 and FMA.
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                unsafe fn avx512($($arg: $ty),*) $(-> $ret)? {
+                    body::<true>($($arg),*)
+                }
+                /// # Safety
                 /// The CPU must support AVX2 and FMA.
                 #[target_feature(enable = "avx2,fma")]
                 unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
                     body::<true>($($arg),*)
                 }
-                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-                    // SAFETY: AVX2 and FMA support were just detected at run time.
-                    return unsafe { avx2($($arg),*) };
+                match $crate::layers::kernels::SimdLevel::current() {
+                    // SAFETY: the level was detected at run time (and only ever capped).
+                    $crate::layers::kernels::SimdLevel::Avx512 => return unsafe { avx512($($arg),*) },
+                    // SAFETY: as above.
+                    $crate::layers::kernels::SimdLevel::Avx2 => return unsafe { avx2($($arg),*) },
+                    $crate::layers::kernels::SimdLevel::Baseline => {}
                 }
             }
             body::<false>($($arg),*)
@@ -500,4 +552,118 @@ mod tests {
         let second = gated(&x, 2, Activation::Silu, false);
         assert!((second[0] - silu(3.0) * 1.0).abs() < 1e-6);
     }
+}
+
+/// Rows of `x` up to which [`few_rows_matmul`] beats the blocked GEMM: one short text.
+pub const FEW_ROWS: usize = 32;
+
+/// Weight rows one rayon task takes in [`few_rows_matmul`] (even: rows go in pairs).
+const WEIGHT_ROWS_PER_TASK: usize = 32;
+
+/// `x Wᵀ` for a few rows: `x` `[m, k]`, `w` `[n, k]` (a weight as stored), returning
+/// `[m, n]`. Each output is a dot product over contiguous `k`, four rows of `x` at a time
+/// against one weight row, so the weights stream through once: with one short text the
+/// product is bound by memory, and the blocked GEMM's packing only adds to it. Weight
+/// rows are split across threads; each dot product sums in a fixed order, so the result
+/// does not depend on the thread count.
+pub fn few_rows_matmul(x: &[f32], m: usize, k: usize, w: &[f32], n: usize) -> Vec<f32> {
+    let mut transposed = vec![0f32; n * m];
+    transposed
+        .par_chunks_mut(m * WEIGHT_ROWS_PER_TASK)
+        .zip(w.par_chunks(k * WEIGHT_ROWS_PER_TASK))
+        .for_each(|(out, w)| dot_weight_rows(x, m, k, w, out));
+    let mut out = vec![0f32; m * n];
+    for (j, column) in transposed.chunks_exact(m.max(1)).enumerate() {
+        for (i, v) in column.iter().enumerate() {
+            out[i * n + j] = *v;
+        }
+    }
+    out
+}
+
+const LANES: usize = 16;
+
+with_avx2! {
+    fn dot_weight_rows(x: &[f32], m: usize, k: usize, w: &[f32], out: &mut [f32]) {
+        let full = k / LANES * LANES;
+        // Two weight rows against four rows of `x`: six loads feed eight FMAs.
+        let mut pairs = w.chunks_exact(2 * k);
+        let mut outs = out.chunks_exact_mut(2 * m);
+        for (pair, out) in (&mut pairs).zip(&mut outs) {
+            let (wa, wb) = pair.split_at(k);
+            let (out_a, out_b) = out.split_at_mut(m);
+            let mut rows = x.chunks_exact(k);
+            let mut i = 0;
+            while i + 4 <= m {
+                let (Some(r0), Some(r1), Some(r2), Some(r3)) =
+                    (rows.next(), rows.next(), rows.next(), rows.next())
+                else {
+                    break;
+                };
+                let mut acc = [[0f32; LANES]; 8];
+                let chunks = wa[..full]
+                    .chunks_exact(LANES)
+                    .zip(wb[..full].chunks_exact(LANES))
+                    .zip(r0[..full].chunks_exact(LANES))
+                    .zip(r1[..full].chunks_exact(LANES))
+                    .zip(r2[..full].chunks_exact(LANES))
+                    .zip(r3[..full].chunks_exact(LANES));
+                for (((((va, vb), x0), x1), x2), x3) in chunks {
+                    for l in 0..LANES {
+                        acc[0][l] = madd::<FMA>(x0[l], va[l], acc[0][l]);
+                        acc[1][l] = madd::<FMA>(x1[l], va[l], acc[1][l]);
+                        acc[2][l] = madd::<FMA>(x2[l], va[l], acc[2][l]);
+                        acc[3][l] = madd::<FMA>(x3[l], va[l], acc[3][l]);
+                        acc[4][l] = madd::<FMA>(x0[l], vb[l], acc[4][l]);
+                        acc[5][l] = madd::<FMA>(x1[l], vb[l], acc[5][l]);
+                        acc[6][l] = madd::<FMA>(x2[l], vb[l], acc[6][l]);
+                        acc[7][l] = madd::<FMA>(x3[l], vb[l], acc[7][l]);
+                    }
+                }
+                for (r, row) in [r0, r1, r2, r3].into_iter().enumerate() {
+                    out_a[i + r] = reduce(&acc[r], &row[full..], &wa[full..]);
+                    out_b[i + r] = reduce(&acc[4 + r], &row[full..], &wb[full..]);
+                }
+                i += 4;
+            }
+            for (r, row) in rows.enumerate() {
+                out_a[i + r] = weight_dot::<FMA>(row, wa, full);
+                out_b[i + r] = weight_dot::<FMA>(row, wb, full);
+            }
+        }
+        // An odd last weight row.
+        for (weights, out) in pairs.remainder().chunks_exact(k).zip(outs.into_remainder().chunks_exact_mut(m)) {
+            for (row, slot) in x.chunks_exact(k).zip(out.iter_mut()) {
+                *slot = weight_dot::<FMA>(row, weights, full);
+            }
+        }
+    }
+}
+
+/// One row of `x` against one weight row, summed as the blocked loop sums.
+#[inline(always)]
+fn weight_dot<const FMA: bool>(row: &[f32], weights: &[f32], full: usize) -> f32 {
+    let mut acc = [0f32; LANES];
+    for (wv, xv) in weights[..full]
+        .chunks_exact(LANES)
+        .zip(row[..full].chunks_exact(LANES))
+    {
+        for l in 0..LANES {
+            acc[l] = madd::<FMA>(xv[l], wv[l], acc[l]);
+        }
+    }
+    reduce(&acc, &row[full..], &weights[full..])
+}
+
+/// The lanes summed in order, then the tail past the last full vector.
+#[inline(always)]
+fn reduce(acc: &[f32; LANES], x_tail: &[f32], w_tail: &[f32]) -> f32 {
+    let mut sum = 0f32;
+    for v in acc {
+        sum += v;
+    }
+    for (a, b) in x_tail.iter().zip(w_tail) {
+        sum += a * b;
+    }
+    sum
 }

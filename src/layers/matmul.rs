@@ -7,6 +7,8 @@
 use candle_core::{DType, Storage, Tensor};
 use gemm::Parallelism;
 
+use super::kernels;
+
 /// `a @ b` over the last two dimensions, any strides: the leading dimensions of `a` are
 /// batches, which `b` shares or (2-D) broadcasts. Other devices and dtypes go to Candle.
 pub fn matmul(a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
@@ -43,6 +45,17 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
     let stacked =
         !b_batched && batch > 1 && lead.len() == 1 && a_strides[0] as isize == m as isize * a_row;
     let (steps, rows) = if stacked { (1, batch * m) } else { (batch, m) };
+    let mut shape = lead.to_vec();
+    shape.extend([m, n]);
+    // A few rows of contiguous `x` against a stored weight (`b` = `Wᵀ` of a row-major
+    // `[n, k]`): dot products straight over the weight rows.
+    let weight_view = !b_batched && b_row == 1 && b_col == k as isize;
+    if steps == 1 && rows <= kernels::FEW_ROWS && weight_view && a_row == k as isize && a_col == 1 {
+        let x = &lhs[a_layout.start_offset()..a_layout.start_offset() + rows * k];
+        let w = &rhs[b_layout.start_offset()..b_layout.start_offset() + n * k];
+        let out = kernels::few_rows_matmul(x, rows, k, w, n);
+        return Tensor::from_vec(out, shape, a.device());
+    }
     let mut out = vec![0f32; batch * m * n];
     let threads = rayon::current_num_threads();
     let parallelism = if threads > 1 {
@@ -85,8 +98,6 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
             );
         }
     }
-    let mut shape = lead.to_vec();
-    shape.extend([m, n]);
     Tensor::from_vec(out, shape, a.device())
 }
 
@@ -125,8 +136,26 @@ mod tests {
     }
 
     #[test]
+    fn few_rows_against_a_weight_agree_with_candle() {
+        for (m, k, n) in [
+            (1, 384, 40),
+            (5, 33, 19),
+            (4, 16, 64),
+            (32, 100, 7),
+            (3, 15, 2),
+        ] {
+            let x = random(&[m, k], 11);
+            let w = random(&[n, k], 12);
+            let ours = matmul(&x, &w.t().unwrap()).unwrap();
+            let candle = x.matmul(&w.t().unwrap()).unwrap();
+            let diff = (ours - candle).unwrap().abs().unwrap().max_all().unwrap();
+            assert!(diff.to_scalar::<f32>().unwrap() < 1e-5, "{m}x{k}x{n}");
+        }
+    }
+
+    #[test]
     fn same_bits_as_candle_for_every_layout() {
-        let x = random(&[7, 33], 1);
+        let x = random(&[70, 33], 1);
         let w = random(&[19, 33], 2);
         let batched = random(&[3, 5, 8], 3);
         let other = random(&[3, 8, 6], 4);
@@ -145,17 +174,24 @@ mod tests {
                     .transpose(1, 2)
                     .unwrap(),
             ),
-            (x.narrow(0, 2, 4).unwrap(), w.t().unwrap()), // an offset view
+            (x.narrow(0, 2, 40).unwrap(), w.t().unwrap()), // an offset view
+            // attention's (batch, heads, rows, d) with transposed keys
+            (
+                random(&[2, 5, 3, 4], 6).transpose(1, 2).unwrap(),
+                random(&[2, 3, 6, 4], 7).transpose(2, 3).unwrap(),
+            ),
+            (random(&[2, 3, 5, 4], 8), random(&[2, 3, 4, 6], 9)),
         ];
-        for (a, b) in cases {
+        for (index, (a, b)) in cases.into_iter().enumerate() {
             let ours = matmul(&a, &b).unwrap();
-            let candle = a.broadcast_matmul(&b).unwrap();
+            // Candle wants collapsible batch dimensions; its copy computes the same.
+            let candle = a.contiguous().unwrap().broadcast_matmul(&b).unwrap();
             assert_eq!(ours.dims(), candle.dims());
             let (ours, candle) = (
                 ours.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
                 candle.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
             );
-            assert_eq!(ours, candle);
+            assert_eq!(ours, candle, "case {index}");
         }
     }
 }

@@ -45,3 +45,25 @@ def test_the_thread_count_changes_no_bit(kind: str, model: Path, tmp_path: Path)
         outputs.append(np.load(out))
     for other in outputs[1:]:
         np.testing.assert_array_equal(outputs[0], other)
+
+
+def test_every_vector_width_gives_the_same_answer(tmp_path: Path) -> None:
+    # TESSERA_SIMD caps the fused kernels' level: AVX2 must give AVX-512's bits (both fuse
+    # multiply-adds and sum in a fixed order); the baseline (no FMA) may round apart.
+    model = REAL / "dense" / "minilm_real" / "model"
+    outputs = {}
+    for level in ("default", "avx2", "baseline"):
+        out = tmp_path / f"{level}.npy"
+        env = {**os.environ}
+        env.pop("TESSERA_SIMD", None)
+        if level != "default":
+            env["TESSERA_SIMD"] = level
+        subprocess.run(
+            [sys.executable, "-c", ENCODE, "dense", str(model), str(out)],
+            check=True,
+            timeout=300,
+            env=env,
+        )
+        outputs[level] = np.load(out)
+    np.testing.assert_array_equal(outputs["avx2"], outputs["default"])
+    np.testing.assert_allclose(outputs["baseline"], outputs["default"], atol=1e-5)

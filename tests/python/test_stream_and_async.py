@@ -164,9 +164,9 @@ def test_async_results_equal_direct_calls_under_50_concurrent_calls(
     for request, result in zip(requests, results):
         direct = MINILM.encode(request)
         assert result.shape == direct.shape and result.dtype == direct.dtype
-        # Packed texts are computed row by row: a text's vector has the same bits whatever
-        # batch it rode in.
-        np.testing.assert_array_equal(result, direct)
+        # A merged batch runs the blocked GEMM where a lone short text runs the few-rows
+        # kernel: the same vector up to float rounding.
+        np.testing.assert_allclose(result, direct, rtol=0, atol=2e-6)
 
 
 def test_async_on_every_class() -> None:
