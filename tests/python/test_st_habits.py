@@ -30,7 +30,8 @@ def test_encode_takes_a_string_or_a_list(case: GoldenCase) -> None:
     assert model.encode(texts[0]).shape == (model.get_sentence_embedding_dimension(),)
     as_list = model.encode(texts[:3], convert_to_numpy=False)
     assert isinstance(as_list, list) and len(as_list) == 3
-    np.testing.assert_allclose(as_list[1], batch[1], atol=1e-6)
+    # Another batch, possibly another product kernel: the same within the reference's bound.
+    np.testing.assert_allclose(as_list[1], batch[1], **tolerance(case.check("embeddings") or {}))
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
