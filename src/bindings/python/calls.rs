@@ -152,3 +152,47 @@ pub fn stream_call<'py>(
 
 /// Inputs per yielded result of `encode_stream` unless `batch_size` says otherwise.
 const STREAM_BATCH_SIZE: usize = 256;
+
+/// The async calls and `*_stream` of a class, as a second `#[pymethods]` block:
+/// `a<method>` runs `<method>` on the async pool (merged with concurrent calls when
+/// `merge`), each stream yields `<method>` over batches of an iterable.
+macro_rules! async_and_stream_methods {
+    ($class:ty, merge = $merge:expr, async { $($async_name:ident => $async_target:literal),* $(,)? },
+     stream { $($stream_name:ident => $stream_target:literal),* $(,)? }) => {
+        #[pyo3::pymethods]
+        impl $class {
+            $(
+                #[doc = concat!("`await model.", stringify!($async_name), "(...)`: `", $async_target,
+                    "` on a worker pool, the event loop left free.")]
+                #[pyo3(signature = (inputs, **kwargs))]
+                fn $async_name<'py>(
+                    slf: &pyo3::Bound<'py, Self>,
+                    inputs: &pyo3::Bound<'py, pyo3::PyAny>,
+                    kwargs: Option<&pyo3::Bound<'py, pyo3::types::PyDict>>,
+                ) -> pyo3::PyResult<pyo3::Bound<'py, pyo3::PyAny>> {
+                    $crate::bindings::python::calls::async_call(
+                        pyo3::Bound::as_any(slf), $async_target, inputs, kwargs, $merge,
+                    )
+                }
+            )*
+            $(
+                #[doc = concat!("`", $stream_target, "` on consecutive batches of `inputs` (any iterable: a ",
+                    "generator, a file's lines, Arrow record batches with `column=`), yielded one by ",
+                    "one, so memory stays flat; other keywords go to `", $stream_target, "`.")]
+                #[pyo3(signature = (inputs, *, batch_size=None, column=None, **kwargs))]
+                fn $stream_name<'py>(
+                    slf: &pyo3::Bound<'py, Self>,
+                    inputs: &pyo3::Bound<'py, pyo3::PyAny>,
+                    batch_size: Option<$crate::bindings::python::convert::Count>,
+                    column: Option<String>,
+                    kwargs: Option<&pyo3::Bound<'py, pyo3::types::PyDict>>,
+                ) -> pyo3::PyResult<pyo3::Bound<'py, pyo3::PyAny>> {
+                    $crate::bindings::python::calls::stream_call(
+                        pyo3::Bound::as_any(slf), $stream_target, inputs, batch_size, column, kwargs,
+                    )
+                }
+            )*
+        }
+    };
+}
+pub(crate) use async_and_stream_methods;

@@ -9,13 +9,12 @@ use numpy::{
 };
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
 
 use super::repr::str_repr;
 use pyo3::types::{PyFloat, PyInt, PyList, PyString, PyTuple};
 
 use super::builders::py_builder;
-use super::calls::{async_call, stream_call, Output};
+use super::calls::{async_and_stream_methods, Output};
 use super::convert::{detached, matrix_to_numpy, model_arg, type_name, Count};
 use super::device::{device_arg, dtype_arg};
 use super::outputs::PyForecast;
@@ -175,64 +174,6 @@ impl PyTimeSeries {
 
     fn model(&self) -> String {
         self.inner.model().to_string()
-    }
-
-    /// `await model.aforecast(...)`: `forecast` on a worker pool, the event loop left free.
-    #[pyo3(signature = (inputs, **kwargs))]
-    fn aforecast<'py>(
-        slf: &Bound<'py, Self>,
-        inputs: &Bound<'py, PyAny>,
-        kwargs: Option<&Bound<'py, PyDict>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        async_call(slf.as_any(), "forecast", inputs, kwargs, false)
-    }
-
-    /// `await model.aforecast_quantiles(...)`: `forecast_quantiles` on a worker pool.
-    #[pyo3(signature = (inputs, **kwargs))]
-    fn aforecast_quantiles<'py>(
-        slf: &Bound<'py, Self>,
-        inputs: &Bound<'py, PyAny>,
-        kwargs: Option<&Bound<'py, PyDict>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        async_call(slf.as_any(), "forecast_quantiles", inputs, kwargs, false)
-    }
-
-    /// `await model.aencode(...)`: `encode` on a worker pool.
-    #[pyo3(signature = (inputs, **kwargs))]
-    fn aencode<'py>(
-        slf: &Bound<'py, Self>,
-        inputs: &Bound<'py, PyAny>,
-        kwargs: Option<&Bound<'py, PyDict>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        async_call(slf.as_any(), "encode", inputs, kwargs, false)
-    }
-
-    /// Results of `forecast` on consecutive batches of `inputs` (any iterable: a generator,
-    /// a file's lines, Arrow record batches with `column=`), yielded one by one: memory stays
-    /// flat however many inputs come. Other keywords go to `forecast`.
-    #[pyo3(signature = (inputs, *, batch_size=None, column=None, **kwargs))]
-    fn forecast_stream<'py>(
-        slf: &Bound<'py, Self>,
-        inputs: &Bound<'py, PyAny>,
-        batch_size: Option<Count>,
-        column: Option<String>,
-        kwargs: Option<&Bound<'py, PyDict>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        stream_call(slf.as_any(), "forecast", inputs, batch_size, column, kwargs)
-    }
-
-    /// Results of `encode` on consecutive batches of `inputs` (any iterable: a generator,
-    /// a file's lines, Arrow record batches with `column=`), yielded one by one: memory stays
-    /// flat however many inputs come. Other keywords go to `encode`.
-    #[pyo3(signature = (inputs, *, batch_size=None, column=None, **kwargs))]
-    fn encode_stream<'py>(
-        slf: &Bound<'py, Self>,
-        inputs: &Bound<'py, PyAny>,
-        batch_size: Option<Count>,
-        column: Option<String>,
-        kwargs: Option<&Bound<'py, PyDict>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        stream_call(slf.as_any(), "encode", inputs, batch_size, column, kwargs)
     }
 
     /// Pickles as the options it was built with: unpickling loads the model again
@@ -426,3 +367,7 @@ fn rows_of(array: &Bound<'_, PyUntypedArray>) -> PyResult<Vec<Vec<f32>>> {
 py_builder!("TesseraTimeSeriesBuilder", PyTimeSeriesBuilder, TimeSeriesBuilder, PyTimeSeries, {
     prediction_length: Count => Count::get,
 });
+
+async_and_stream_methods!(PyTimeSeries, merge = false,
+    async { aforecast => "forecast", aforecast_quantiles => "forecast_quantiles", aencode => "encode" },
+    stream { forecast_stream => "forecast", encode_stream => "encode" });

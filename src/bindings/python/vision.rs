@@ -6,13 +6,12 @@ use std::sync::Arc;
 use numpy::{PyArray2, PyArrayDescrMethods, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyImportError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
 
 use super::repr::{device_repr, html_card, str_repr};
 use pyo3::types::{PyByteArray, PyBytes, PyList, PyString};
 
 use super::builders::py_builder;
-use super::calls::{async_call, count_tokens_with, finish, stream_call, text_options, Output};
+use super::calls::{async_and_stream_methods, count_tokens_with, finish, text_options, Output};
 use super::convert::{
     array_protocol, detached, matrix_arg, matrix_to_numpy, model_arg, path_arg, text_arg,
     texts_arg, type_name, Count,
@@ -502,60 +501,6 @@ impl PyVision {
         self.inner.model().to_string()
     }
 
-    /// `await model.aencode(...)`: `encode` on a worker pool, the event loop left free; concurrent
-    /// calls with the same options are encoded as one batch.
-    #[pyo3(signature = (inputs, **kwargs))]
-    fn aencode<'py>(
-        slf: &Bound<'py, Self>,
-        inputs: &Bound<'py, PyAny>,
-        kwargs: Option<&Bound<'py, PyDict>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        async_call(slf.as_any(), "encode", inputs, kwargs, true)
-    }
-
-    /// `await model.aencode_query(...)`: `encode_query` on a worker pool, the event loop left free; concurrent
-    /// calls with the same options are encoded as one batch.
-    #[pyo3(signature = (inputs, **kwargs))]
-    fn aencode_query<'py>(
-        slf: &Bound<'py, Self>,
-        inputs: &Bound<'py, PyAny>,
-        kwargs: Option<&Bound<'py, PyDict>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        async_call(slf.as_any(), "encode_query", inputs, kwargs, true)
-    }
-
-    /// `await model.aencode_document(...)`: `encode` on a worker pool, the event loop left free; concurrent
-    /// calls with the same options are encoded as one batch.
-    #[pyo3(signature = (inputs, **kwargs))]
-    fn aencode_document<'py>(
-        slf: &Bound<'py, Self>,
-        inputs: &Bound<'py, PyAny>,
-        kwargs: Option<&Bound<'py, PyDict>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        async_call(slf.as_any(), "encode", inputs, kwargs, true)
-    }
-
-    /// Results of `encode_documents` on consecutive batches of `inputs` (any iterable: a generator,
-    /// a file's lines, Arrow record batches with `column=`), yielded one by one: memory stays
-    /// flat however many inputs come. Other keywords go to `encode_documents`.
-    #[pyo3(signature = (inputs, *, batch_size=None, column=None, **kwargs))]
-    fn encode_stream<'py>(
-        slf: &Bound<'py, Self>,
-        inputs: &Bound<'py, PyAny>,
-        batch_size: Option<Count>,
-        column: Option<String>,
-        kwargs: Option<&Bound<'py, PyDict>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        stream_call(
-            slf.as_any(),
-            "encode_documents",
-            inputs,
-            batch_size,
-            column,
-            kwargs,
-        )
-    }
-
     /// Pickles as the options it was built with: unpickling loads the model again
     /// (from the cache, or the hub), so embedders travel to worker processes.
     fn __reduce__<'py>(
@@ -827,3 +772,7 @@ py_builder!(
     PyVision,
     {}
 );
+
+async_and_stream_methods!(PyVision, merge = true,
+    async { aencode => "encode", aencode_query => "encode_query", aencode_document => "encode" },
+    stream { encode_stream => "encode_documents" });
