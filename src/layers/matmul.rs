@@ -50,7 +50,8 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
     // A few rows of contiguous `x` against a stored weight (`b` = `Wᵀ` of a row-major
     // `[n, k]`): dot products straight over the weight rows.
     let weight_view = !b_batched && b_row == 1 && b_col == k as isize;
-    if steps == 1 && rows <= kernels::FEW_ROWS && weight_view && a_row == k as isize && a_col == 1 {
+    let few_rows = steps == 1 && (1..=kernels::FEW_ROWS).contains(&rows) && k > 0 && n > 0;
+    if few_rows && weight_view && a_row == k as isize && a_col == 1 {
         let x = &lhs[a_layout.start_offset()..a_layout.start_offset() + rows * k];
         let w = &rhs[b_layout.start_offset()..b_layout.start_offset() + n * k];
         let out = kernels::few_rows_matmul(x, rows, k, w, n);
@@ -143,13 +144,22 @@ mod tests {
             (4, 16, 64),
             (32, 100, 7),
             (3, 15, 2),
+            (0, 8, 4),
+            (3, 0, 4),
+            (2, 8, 0),
         ] {
             let x = random(&[m, k], 11);
             let w = random(&[n, k], 12);
             let ours = matmul(&x, &w.t().unwrap()).unwrap();
             let candle = x.matmul(&w.t().unwrap()).unwrap();
-            let diff = (ours - candle).unwrap().abs().unwrap().max_all().unwrap();
-            assert!(diff.to_scalar::<f32>().unwrap() < 1e-5, "{m}x{k}x{n}");
+            assert_eq!(ours.dims(), candle.dims());
+            let diff = (ours - candle)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            assert!(diff.iter().all(|d| d.abs() < 1e-5), "{m}x{k}x{n}");
         }
     }
 
