@@ -19,6 +19,8 @@ from tessera.exceptions import ConfigError, DimensionMismatchError
 
 # The largest encoding accepted: r_reps * 2**k_sim * dim_proj floats.
 _MAX_OUTPUT = 1 << 26
+# The widest token vectors accepted (the random matrices grow with it).
+_MAX_DIM = 1 << 16
 
 
 class Muvera:
@@ -42,6 +44,8 @@ class Muvera:
         for name, value in (("dim", dim), ("dim_proj", dim_proj), ("r_reps", r_reps)):
             if not _is_int(value) or value < 1:
                 raise ConfigError(f"{name} must be a positive int, got {value!r}")
+        if dim > _MAX_DIM:
+            raise ConfigError(f"dim {dim} is larger than any token embedding ({_MAX_DIM} at most)")
         if not _is_int(k_sim) or not 0 <= k_sim <= 30:
             raise ConfigError(f"k_sim must be an int in 0..=30, got {k_sim!r}")
         if not _is_int(random_seed) or random_seed < 0:

@@ -44,7 +44,7 @@ def test_colbert_flat_batches_are_the_list_batches_in_one_buffer() -> None:
     check_ragged(COLBERT.encode(TEXTS, output="flat"), COLBERT.encode(TEXTS))
     check_ragged(COLBERT.encode_query(TEXTS, output="flat"), COLBERT.encode_query(TEXTS))
     check_ragged(COLBERT.encode_document(TEXTS, output="flat"), COLBERT.encode_document(TEXTS))
-    with pytest.raises(ValueError, match="for one input"):
+    with pytest.raises(ValueError, match="take a list of inputs"):
         COLBERT.encode(TEXTS[0], output="flat")
 
 

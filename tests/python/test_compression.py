@@ -187,6 +187,8 @@ def test_muvera_rejects_bad_input() -> None:
         Muvera(dim=8, k_sim=-1, dim_proj=8)
     with pytest.raises(tessera.ConfigError, match="floats per encoding"):
         Muvera(dim=128, k_sim=30, dim_proj=16)
+    with pytest.raises(tessera.ConfigError, match="larger than any token embedding"):
+        Muvera(dim=10**9, k_sim=1, dim_proj=1, r_reps=1)
     muvera = Muvera(dim=8, k_sim=2, dim_proj=4, r_reps=2)
     with pytest.raises(tessera.DimensionMismatchError):
         muvera.encode_document(np.ones((3, 7)))

@@ -40,7 +40,7 @@ impl Output {
                 if batch {
                     "'array', 'object', 'flat' or 'arrow'"
                 } else {
-                    "'array' or 'object' for one input"
+                    "'array' or 'object' here ('flat' and 'arrow' take a list of inputs)"
                 }
             ))),
         }
