@@ -181,6 +181,63 @@ MATRIX: list[tuple[str, str, str, str]] = [
         "OK|EncodingError",
     ),
     ("timeseries", "strings", "ts.forecast(np.array(['a', 'b']))", "TypeError"),
+    # The surface added for truncation, streaming, flat batches, async and compression.
+    ("dense", "count_tokens None", "dense.count_tokens(None)", "TypeError"),
+    ("dense", "count_tokens int in list", "dense.count_tokens(['a', 1])", "TypeError"),
+    ("dense", "on_truncation unknown", "dense.encode('a', on_truncation='raise')", "ConfigError"),
+    ("dense", "output unknown", "dense.encode('a', output='list')", "ValueError"),
+    ("dense", "stream a str", "dense.encode_stream('one text')", "TypeError"),
+    ("dense", "stream an int", "dense.encode_stream(3)", "TypeError"),
+    ("dense", "stream batch_size=0", "dense.encode_stream(['a'], batch_size=0)", "ConfigError"),
+    ("dense", "stream None item", "list(dense.encode_stream(['a', None]))", "TypeError"),
+    ("dense", "aencode None", "__import__('asyncio').run(dense.aencode(None))", "TypeError"),
+    ("sparse", "flat for one text", "sparse.encode('a', output='flat')", "ValueError"),
+    (
+        "multivector",
+        "pool_factor=0",
+        "colbert.encode_document('a b c', pool_factor=0)",
+        "ConfigError",
+    ),
+    (
+        "multivector",
+        "pool a query",
+        "colbert.encode('a', is_query=True, pool_factor=2)",
+        "ConfigError",
+    ),
+    ("multivector", "pool 1-D", "pool_embeddings(np.ones(4, 'f4'), 2)", "ValueError"),
+    ("multivector", "pool NaN", "pool_embeddings(np.full((4, 4), np.nan, 'f4'), 2)", "ConfigError"),
+    (
+        "multivector",
+        "pool style",
+        "pool_embeddings(np.ones((4, 4), 'f4'), 2, style='x')",
+        "ConfigError",
+    ),
+    (
+        "multivector",
+        "ragged bad offsets",
+        "RaggedEmbeddings(np.ones((3, 2), 'f4'), np.array([0, 2]))",
+        "ValueError",
+    ),
+    ("multivector", "muvera dim_proj > dim", "Muvera(8, dim_proj=16)", "ConfigError"),
+    (
+        "multivector",
+        "muvera width 10**9",
+        "Muvera(10**9, k_sim=1, dim_proj=1, r_reps=1)",
+        "ConfigError",
+    ),
+    (
+        "multivector",
+        "muvera empty",
+        "Muvera(8, dim_proj=4).encode_query(np.ones((0, 8)))",
+        "ConfigError",
+    ),
+    (
+        "vision",
+        "pool_factor=-1",
+        "vision.encode_document(np.zeros((8, 8, 3), 'u1'), pool_factor=-1)",
+        "ConfigError",
+    ),
+    ("timeseries", "output flat", "ts.forecast(np.arange(50.), output='flat')", "ValueError"),
 ]
 
 MATRIX_CHILD = """
