@@ -5,7 +5,7 @@
 use candle_core::{Storage, Tensor};
 use rayon::prelude::*;
 
-use super::kernels::{dot, exp, madd, with_avx2};
+use super::kernels::{dot, exp, madd, with_simd};
 use crate::packing::Span;
 
 /// Heads and scaling of one attention layer. Query head `h` reads key / value head
@@ -174,7 +174,7 @@ fn attention_cpu(qkv: &[f32], spans: &[Span], shape: &AttentionShape, mask: KeyM
     context
 }
 
-with_avx2! {
+with_simd! {
     /// Every head of one text.
     fn attend_text(rows: &[f32], len: usize, keys: usize, shape: &AttentionShape, mask: KeyMask, out: &mut [f32]) {
         let d = shape.head_dim;

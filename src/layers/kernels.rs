@@ -90,7 +90,7 @@ impl SimdLevel {
 /// vectorises), AVX2 (eight-wide) with FMA, else the baseline target. Inside `$body`,
 /// the const `FMA` says whether [`madd`] fuses; AVX2 and AVX-512 both fuse, and the
 /// bodies accumulate in a fixed order, so the two give the same bits.
-macro_rules! with_avx2 {
+macro_rules! with_simd {
     ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$meta])*
         $vis fn $name($($arg: $ty),*) $(-> $ret)? {
@@ -122,7 +122,7 @@ macro_rules! with_avx2 {
         }
     };
 }
-pub(crate) use with_avx2;
+pub(crate) use with_simd;
 
 /// `a * b + c`, fused where the CPU does that in one instruction (without FMA,
 /// `mul_add` would be a slow library call).
@@ -200,7 +200,7 @@ pub fn bias_activation(x: &mut [f32], bias: Option<&[f32]>, width: usize, act: A
         .for_each(|rows| bias_activation_rows(rows, bias, width, act));
 }
 
-with_avx2! {
+with_simd! {
     fn bias_activation_rows(rows: &mut [f32], bias: Option<&[f32]>, width: usize, act: Activation) {
         // One loop per activation, so each one vectorises on its own.
         macro_rules! each {
@@ -241,7 +241,7 @@ pub fn gated(x: &[f32], width: usize, act: Activation, activated_first: bool) ->
     out
 }
 
-with_avx2! {
+with_simd! {
     fn gated_rows(out: &mut [f32], x: &[f32], width: usize, act: Activation, activated_first: bool) {
         macro_rules! each {
             ($act:expr) => {
@@ -287,7 +287,7 @@ pub fn add_norm(x: &mut [f32], bias: Option<&[f32]>, residual: Option<&[f32]>, n
     }
 }
 
-with_avx2! {
+with_simd! {
     fn add_norm_rows(rows: &mut [f32], bias: Option<&[f32]>, residual: Option<&[f32]>, norm: NormWeights) {
         let width = norm.gamma.len();
         for (i, row) in rows.chunks_exact_mut(width).enumerate() {
@@ -583,7 +583,7 @@ pub fn few_rows_matmul(x: &[f32], m: usize, k: usize, w: &[f32], n: usize) -> Ve
 
 const LANES: usize = 16;
 
-with_avx2! {
+with_simd! {
     fn dot_weight_rows(x: &[f32], m: usize, k: usize, w: &[f32], out: &mut [f32]) {
         let full = k / LANES * LANES;
         // Two weight rows against four rows of `x`: six loads feed eight FMAs.
