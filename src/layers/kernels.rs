@@ -191,6 +191,7 @@ fn activate<const FMA: bool>(act: Activation, u: f32) -> f32 {
             0.5 * u * (1.0 + tanh::<FMA>(C * madd::<FMA>(0.044_715 * u, u * u, u)))
         }
         Activation::Silu => u / (1.0 + exp::<FMA>(-u)),
+        Activation::Relu => u.max(0.0),
     }
 }
 
@@ -225,6 +226,7 @@ with_simd! {
             Activation::GeluErf => each!(Activation::GeluErf),
             Activation::GeluTanh => each!(Activation::GeluTanh),
             Activation::Silu => each!(Activation::Silu),
+            Activation::Relu => each!(Activation::Relu),
         }
     }
 }
@@ -258,6 +260,7 @@ with_simd! {
             Activation::GeluErf => each!(Activation::GeluErf),
             Activation::GeluTanh => each!(Activation::GeluTanh),
             Activation::Silu => each!(Activation::Silu),
+            Activation::Relu => each!(Activation::Relu),
         }
     }
 }

@@ -36,6 +36,8 @@ pub enum Activation {
     GeluTanh,
     /// `x σ(x)` (`silu`, `swish`; the activation inside SwiGLU).
     Silu,
+    /// `max(x, 0)` (T5's and Chronos-Bolt's feed-forward).
+    Relu,
 }
 
 impl TryFrom<String> for Activation {
@@ -54,8 +56,10 @@ impl Activation {
                 Ok(Activation::GeluTanh)
             }
             "silu" | "swish" | "swiglu" => Ok(Activation::Silu),
+            "relu" => Ok(Activation::Relu),
             other => Err(format!(
-                "activation '{other}' is not supported (gelu, gelu_new, gelu_pytorch_tanh, silu, swiglu)"
+                "activation '{other}' is not supported (gelu, gelu_new, gelu_pytorch_tanh, silu, \
+                 swiglu, relu)"
             )),
         }
     }
@@ -65,6 +69,7 @@ impl Activation {
             Activation::GeluErf => x.gelu_erf(),
             Activation::GeluTanh => x.gelu(),
             Activation::Silu => x.silu(),
+            Activation::Relu => x.relu(),
         }
     }
 }

@@ -20,7 +20,7 @@ use candle_core::{DType, Device, Tensor, D};
 use candle_nn::VarBuilder;
 
 use crate::layers::matmul::matmul;
-use crate::layers::Linear;
+use crate::layers::{gated, Linear, Norm};
 use serde::Deserialize;
 
 use crate::error::{Result, TesseraError};
@@ -204,6 +204,17 @@ pub enum Activation {
 }
 
 impl Activation {
+    /// The same function among the fused kernels' activations, when there is one.
+    fn fused(self) -> Option<crate::layers::Activation> {
+        match self {
+            Activation::Relu => Some(crate::layers::Activation::Relu),
+            Activation::GeluErf => Some(crate::layers::Activation::GeluErf),
+            Activation::GeluTanh => Some(crate::layers::Activation::GeluTanh),
+            Activation::Silu => Some(crate::layers::Activation::Silu),
+            _ => None,
+        }
+    }
+
     pub fn parse(name: &str) -> Result<Self> {
         Ok(match name {
             "relu" => Activation::Relu,
@@ -267,46 +278,21 @@ impl ResidualBlock {
     }
 }
 
-/// `T5LayerNorm`: RMS normalisation without mean subtraction or bias, computed in f32.
-struct T5LayerNorm {
-    weight: Tensor,
-    eps: f64,
-}
-
-impl T5LayerNorm {
-    fn load(vb: VarBuilder, size: usize, eps: f64) -> Result<Self> {
-        Ok(T5LayerNorm {
-            weight: vb.get(size, "weight")?,
-            eps,
-        })
-    }
-
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let x32 = x.to_dtype(DType::F32)?;
-        let inv_rms = (x32.sqr()?.mean_keepdim(D::Minus1)? + self.eps)?
-            .sqrt()?
-            .recip()?;
-        x32.broadcast_mul(&inv_rms)?
-            .to_dtype(self.weight.dtype())?
-            .broadcast_mul(&self.weight)
-    }
+/// `T5LayerNorm`: RMS normalisation without mean subtraction or bias (the shared fused
+/// RMSNorm on the CPU, in f32 at least elsewhere).
+fn t5_layer_norm(vb: VarBuilder, size: usize, eps: f64) -> Result<Norm> {
+    Ok(Norm::rms_norm(vb, size, eps, 0.0)?)
 }
 
 /// T5 feed-forward: `wo(act(wi(x)))`, or gated `wo(act(wi_0(x)) * wi_1(x))`; no biases.
+/// `wi_0` and `wi_1` are stacked into one product.
 enum FeedForward {
-    Plain {
-        wi: Linear,
-        wo: Linear,
-    },
-    Gated {
-        wi_0: Linear,
-        wi_1: Linear,
-        wo: Linear,
-    },
+    Plain { wi: Linear, wo: Linear },
+    Gated { wi: Linear, wo: Linear },
 }
 
 struct T5FeedForward {
-    norm: T5LayerNorm,
+    norm: Norm,
     ff: FeedForward,
     act: Activation,
 }
@@ -316,8 +302,10 @@ impl T5FeedForward {
         let dense = vb.pp("DenseReluDense");
         let ff = if cfg.gated() {
             FeedForward::Gated {
-                wi_0: Linear::load(dense.pp("wi_0"), cfg.d_model, cfg.d_ff, false)?,
-                wi_1: Linear::load(dense.pp("wi_1"), cfg.d_model, cfg.d_ff, false)?,
+                wi: Linear::stack(&[
+                    Linear::load(dense.pp("wi_0"), cfg.d_model, cfg.d_ff, false)?,
+                    Linear::load(dense.pp("wi_1"), cfg.d_model, cfg.d_ff, false)?,
+                ])?,
                 wo: Linear::load(dense.pp("wo"), cfg.d_ff, cfg.d_model, false)?,
             }
         } else {
@@ -327,7 +315,7 @@ impl T5FeedForward {
             }
         };
         Ok(T5FeedForward {
-            norm: T5LayerNorm::load(vb.pp("layer_norm"), cfg.d_model, cfg.layer_norm_epsilon)?,
+            norm: t5_layer_norm(vb.pp("layer_norm"), cfg.d_model, cfg.layer_norm_epsilon)?,
             ff,
             act,
         })
@@ -336,11 +324,25 @@ impl T5FeedForward {
     /// `x + FF(norm(x))`.
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let h = self.norm.forward(x)?;
-        let out = match &self.ff {
-            FeedForward::Plain { wi, wo } => wo.forward(&self.act.forward(&wi.forward(&h)?)?)?,
-            FeedForward::Gated { wi_0, wi_1, wo } => {
-                let gate = self.act.forward(&wi_0.forward(&h)?)?;
-                wo.forward(&(gate * wi_1.forward(&h)?)?)?
+        let fused = self.act.fused();
+        let out = match (&self.ff, fused) {
+            (FeedForward::Plain { wi, wo }, Some(act)) => {
+                wo.forward(&wi.forward_activated(&h, act)?)?
+            }
+            (FeedForward::Plain { wi, wo }, None) => {
+                wo.forward(&self.act.forward(&wi.forward(&h)?)?)?
+            }
+            (FeedForward::Gated { wi, wo }, Some(act)) => {
+                let both = wi.forward(&h)?;
+                let (b, t, _) = both.dims3()?;
+                let rows = both.reshape((b * t, ()))?;
+                wo.forward(&gated(&rows, act, true)?.reshape((b, t, ()))?)?
+            }
+            (FeedForward::Gated { wi, wo }, None) => {
+                let both = wi.forward(&h)?;
+                let half = both.dim(D::Minus1)? / 2;
+                let gate = self.act.forward(&both.narrow(D::Minus1, 0, half)?)?;
+                wo.forward(&(gate * both.narrow(D::Minus1, half, half)?)?)?
             }
         };
         x + out
@@ -442,7 +444,7 @@ pub fn relative_position_bucket(
 }
 
 struct EncoderBlock {
-    attn_norm: T5LayerNorm,
+    attn_norm: Norm,
     attn: T5Attention,
     ff: T5FeedForward,
 }
@@ -451,7 +453,7 @@ struct Encoder {
     blocks: Vec<EncoderBlock>,
     /// `encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight`: `(buckets, heads)`.
     relative_attention_bias: Tensor,
-    final_norm: T5LayerNorm,
+    final_norm: Norm,
     num_buckets: usize,
     max_distance: usize,
 }
@@ -462,7 +464,7 @@ impl Encoder {
         for i in 0..cfg.num_layers {
             let block = vb.pp(format!("block.{i}"));
             blocks.push(EncoderBlock {
-                attn_norm: T5LayerNorm::load(
+                attn_norm: t5_layer_norm(
                     block.pp("layer.0.layer_norm"),
                     cfg.d_model,
                     cfg.layer_norm_epsilon,
@@ -478,7 +480,7 @@ impl Encoder {
         Ok(Encoder {
             blocks,
             relative_attention_bias,
-            final_norm: T5LayerNorm::load(
+            final_norm: t5_layer_norm(
                 vb.pp("final_layer_norm"),
                 cfg.d_model,
                 cfg.layer_norm_epsilon,
@@ -524,16 +526,16 @@ impl Encoder {
 }
 
 struct DecoderBlock {
-    self_norm: T5LayerNorm,
+    self_norm: Norm,
     self_attn: T5Attention,
-    cross_norm: T5LayerNorm,
+    cross_norm: Norm,
     cross_attn: T5Attention,
     ff: T5FeedForward,
 }
 
 struct Decoder {
     blocks: Vec<DecoderBlock>,
-    final_norm: T5LayerNorm,
+    final_norm: Norm,
 }
 
 impl Decoder {
@@ -543,13 +545,13 @@ impl Decoder {
         for i in 0..layers {
             let block = vb.pp(format!("block.{i}"));
             blocks.push(DecoderBlock {
-                self_norm: T5LayerNorm::load(
+                self_norm: t5_layer_norm(
                     block.pp("layer.0.layer_norm"),
                     cfg.d_model,
                     cfg.layer_norm_epsilon,
                 )?,
                 self_attn: T5Attention::load(block.pp("layer.0.SelfAttention"), cfg)?,
-                cross_norm: T5LayerNorm::load(
+                cross_norm: t5_layer_norm(
                     block.pp("layer.1.layer_norm"),
                     cfg.d_model,
                     cfg.layer_norm_epsilon,
@@ -560,7 +562,7 @@ impl Decoder {
         }
         Ok(Decoder {
             blocks,
-            final_norm: T5LayerNorm::load(
+            final_norm: t5_layer_norm(
                 vb.pp("final_layer_norm"),
                 cfg.d_model,
                 cfg.layer_norm_epsilon,
@@ -833,4 +835,95 @@ pub fn instance_stats(row: &[f32]) -> (f32, f32) {
         / count as f64;
     let scale = variance.sqrt() as f32;
     (loc, if scale == 0.0 { MIN_SCALE } else { scale })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use candle_core::{Device, Module};
+
+    use super::*;
+
+    fn random(shape: &[usize], seed: u64) -> Tensor {
+        let count: usize = shape.iter().product();
+        let mut state = seed;
+        let data: Vec<f32> = (0..count)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((state >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+            })
+            .collect();
+        Tensor::from_vec(data, shape, &Device::Cpu).unwrap()
+    }
+
+    /// The fused feed-forward (RMSNorm kernel, stacked `wi_0 | wi_1`, gated kernel) against
+    /// T5's definition in Candle's ops, for each activation a gated T5 config can name.
+    #[test]
+    fn gated_feed_forward_matches_t5() {
+        let (d, ff) = (16, 24);
+        let weights: HashMap<String, Tensor> = [
+            ("layer_norm.weight", random(&[d], 1)),
+            ("DenseReluDense.wi_0.weight", random(&[ff, d], 2)),
+            ("DenseReluDense.wi_1.weight", random(&[ff, d], 3)),
+            ("DenseReluDense.wo.weight", random(&[d, ff], 4)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let x = random(&[2, 5, d], 5);
+        for (proj, act) in [
+            ("gated-gelu", Activation::GeluTanh),
+            ("gated-silu", Activation::Silu),
+            ("gated-relu", Activation::Relu),
+        ] {
+            let cfg: Config = serde_json::from_value(serde_json::json!({
+                "d_model": d, "d_ff": ff, "feed_forward_proj": proj,
+                "chronos_config": {
+                    "context_length": 32, "input_patch_size": 4, "input_patch_stride": 4,
+                    "prediction_length": 4, "quantiles": [0.5]
+                }
+            }))
+            .unwrap();
+            assert!(cfg.gated());
+            let vb = VarBuilder::from_tensors(weights.clone(), DType::F32, &Device::Cpu);
+            let block = T5FeedForward::load(vb, &cfg, act).unwrap();
+            let got = block.forward(&x).unwrap();
+
+            let inv_rms = (x.sqr().unwrap().mean_keepdim(D::Minus1).unwrap() + 1e-6)
+                .unwrap()
+                .sqrt()
+                .unwrap()
+                .recip()
+                .unwrap();
+            let h = x
+                .broadcast_mul(&inv_rms)
+                .unwrap()
+                .broadcast_mul(&weights["layer_norm.weight"])
+                .unwrap();
+            let linear = |name: &str, input: &Tensor| {
+                candle_nn::Linear::new(weights[name].clone(), None)
+                    .forward(input)
+                    .unwrap()
+            };
+            let gate = act
+                .forward(&linear("DenseReluDense.wi_0.weight", &h))
+                .unwrap();
+            let inner = (gate * linear("DenseReluDense.wi_1.weight", &h)).unwrap();
+            let want = (&x + linear("DenseReluDense.wo.weight", &inner)).unwrap();
+            let diff = (got - want)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .max(0)
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(diff < 1e-5, "{proj}: {diff}");
+        }
+    }
 }
