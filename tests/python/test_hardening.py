@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -36,6 +37,9 @@ def run_child(code: str, timeout: float = 120, env: dict[str, str] | None = None
         timeout=timeout,
         env={**os.environ, **(env or {})},
         cwd=ROOT,
+        # A runner started in the background (`nohup ... &`) ignores SIGINT, and a child
+        # would inherit that: give it the default, so Python installs its own handler.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert child.returncode == 0, f"child exited {child.returncode}:\n{child.stderr[-3000:]}"
     return child.stdout
