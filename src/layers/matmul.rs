@@ -120,20 +120,9 @@ fn batch_offset(mut index: usize, lead: &[usize], strides: &[usize]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Device;
 
     fn random(shape: &[usize], seed: u64) -> Tensor {
-        let count: usize = shape.iter().product();
-        let mut state = seed;
-        let data: Vec<f32> = (0..count)
-            .map(|_| {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((state >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-            })
-            .collect();
-        Tensor::from_vec(data, shape, &Device::Cpu).unwrap()
+        crate::layers::test_tensor(shape, seed)
     }
 
     #[test]

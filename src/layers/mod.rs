@@ -26,6 +26,22 @@ fn f32_vec(t: &Tensor) -> candle_core::Result<Vec<f32>> {
     t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()
 }
 
+/// A deterministic tensor of values in [-0.5, 0.5) for unit tests (an LCG, no RNG crate).
+#[cfg(test)]
+pub(crate) fn test_tensor(shape: &[usize], seed: u64) -> Tensor {
+    let count: usize = shape.iter().product();
+    let mut state = seed;
+    let data: Vec<f32> = (0..count)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+        })
+        .collect();
+    Tensor::from_vec(data, shape, &candle_core::Device::Cpu).expect("a CPU tensor of its own size")
+}
+
 /// A pointwise activation, by the names `config.json` files use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]

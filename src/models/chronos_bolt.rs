@@ -846,17 +846,7 @@ mod tests {
     use super::*;
 
     fn random(shape: &[usize], seed: u64) -> Tensor {
-        let count: usize = shape.iter().product();
-        let mut state = seed;
-        let data: Vec<f32> = (0..count)
-            .map(|_| {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((state >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-            })
-            .collect();
-        Tensor::from_vec(data, shape, &Device::Cpu).unwrap()
+        crate::layers::test_tensor(shape, seed)
     }
 
     /// The fused feed-forward (RMSNorm kernel, stacked `wi_0 | wi_1`, gated kernel) against
