@@ -1,6 +1,7 @@
 //! Devices and dtypes as the user names them, and their mapping onto Candle's.
 
 use crate::error::{Result, TesseraError};
+use crate::layers::lowp::{bf16_supported, WeightFormat};
 
 /// Where a model runs. `Auto` picks CUDA, then Metal, then the CPU, among what this
 /// build supports.
@@ -104,13 +105,18 @@ fn metal_device() -> Result<candle_core::Device> {
         .map_err(|e| TesseraError::Device(format!("cannot open the Metal device: {e}")))
 }
 
-/// Floating-point type of the weights and activations.
+/// Floating-point type of the weights and activations, as the user names it. On the
+/// CPU, `BF16` keeps activations in f32 and stores the linear layers' weights in bf16
+/// (see [`precision`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum DType {
     #[default]
     F32,
     F16,
     BF16,
+    /// The fastest this device runs well: bf16 on CUDA and on CPUs with AVX512_BF16,
+    /// f16 on Metal, else f32.
+    Auto,
 }
 
 impl DType {
@@ -119,17 +125,10 @@ impl DType {
             "f32" | "float32" => Ok(DType::F32),
             "f16" | "float16" | "half" => Ok(DType::F16),
             "bf16" | "bfloat16" => Ok(DType::BF16),
+            "auto" => Ok(DType::Auto),
             _ => Err(TesseraError::Config(format!(
-                "unknown dtype '{name}': expected 'f32', 'f16' or 'bf16'"
+                "unknown dtype '{name}': expected 'f32', 'f16', 'bf16' or 'auto'"
             ))),
-        }
-    }
-
-    pub fn to_candle(self) -> candle_core::DType {
-        match self {
-            DType::F32 => candle_core::DType::F32,
-            DType::F16 => candle_core::DType::F16,
-            DType::BF16 => candle_core::DType::BF16,
         }
     }
 
@@ -138,8 +137,85 @@ impl DType {
             DType::F32 => "f32",
             DType::F16 => "f16",
             DType::BF16 => "bf16",
+            DType::Auto => "auto",
         }
     }
+}
+
+/// Weight quantization applied at load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Quantize {
+    /// int8 weights per output channel, int8 activations per token, integer products.
+    Int8,
+}
+
+impl Quantize {
+    pub fn parse(name: &str) -> Result<Self> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "int8" | "i8" => Ok(Quantize::Int8),
+            _ => Err(TesseraError::Config(format!(
+                "unknown quantize '{name}': expected 'int8' (or None for none)"
+            ))),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Quantize::Int8 => "int8",
+        }
+    }
+}
+
+impl std::fmt::Display for Quantize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The dtype tensors load in on `device` and how linear weights are stored there, for
+/// the user's `dtype` and `quantize`; a `Device` error where the device cannot run them.
+pub fn precision(
+    dtype: DType,
+    quantize: Option<Quantize>,
+    device: &candle_core::Device,
+) -> Result<(candle_core::DType, WeightFormat)> {
+    use candle_core::DType as C;
+    if let Some(Quantize::Int8) = quantize {
+        if !device.is_cpu() {
+            return Err(TesseraError::Device(
+                "quantize='int8' runs on the CPU; on a GPU use dtype='bf16' or 'f16'".to_string(),
+            ));
+        }
+        if !matches!(dtype, DType::F32 | DType::Auto) {
+            return Err(TesseraError::Config(format!(
+                "quantize='int8' keeps activations in f32 and cannot be combined with                  dtype='{dtype}': leave dtype at 'f32'"
+            )));
+        }
+        return Ok((C::F32, WeightFormat::Int8));
+    }
+    if device.is_cpu() {
+        return match dtype {
+            DType::F32 => Ok((C::F32, WeightFormat::F32)),
+            DType::BF16 => {
+                WeightFormat::Bf16.check_supported()?;
+                Ok((C::F32, WeightFormat::Bf16))
+            }
+            DType::Auto if bf16_supported() => Ok((C::F32, WeightFormat::Bf16)),
+            DType::Auto => Ok((C::F32, WeightFormat::F32)),
+            DType::F16 => Err(TesseraError::Device(
+                "dtype 'f16' runs on CUDA and Metal; on the CPU use dtype='bf16' (with                  AVX512_BF16), quantize='int8' or the default 'f32'"
+                    .to_string(),
+            )),
+        };
+    }
+    let candle = match dtype {
+        DType::F32 => C::F32,
+        DType::F16 => C::F16,
+        DType::BF16 => C::BF16,
+        DType::Auto if device.is_metal() => C::F16,
+        DType::Auto => C::BF16,
+    };
+    Ok((candle, WeightFormat::F32))
 }
 
 /// Serialises a type as its display string and reads it back with `parse` (the options
@@ -175,3 +251,4 @@ impl std::fmt::Display for DType {
 
 serde_as_str!(Device);
 serde_as_str!(DType);
+serde_as_str!(Quantize);

@@ -6,8 +6,9 @@ use std::path::Path;
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
 
-use crate::device::{DType, Device};
+use crate::device::{precision, DType, Device, Quantize};
 use crate::error::{Result, TesseraError};
+use crate::layers::lowp::{LoadingFormat, WeightFormat};
 use crate::layout::read_json;
 use crate::models::checkpoint::{weight_files, Checkpoint};
 use crate::models::{load_text_model, TextModel};
@@ -38,6 +39,51 @@ pub struct TextEncoder {
 pub struct RuntimeOptions {
     pub device: Device,
     pub dtype: DType,
+    /// Weight quantization (text encoders on the CPU).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quantize: Option<Quantize>,
+}
+
+/// Where a model loads and in what precision, resolved once per load.
+pub struct Resolved {
+    pub device: candle_core::Device,
+    /// The dtype tensors load in.
+    pub dtype: candle_core::DType,
+    /// How linear-layer weights are stored (CPU).
+    pub weights: WeightFormat,
+}
+
+impl RuntimeOptions {
+    /// Opens the device and checks it can run the dtype and quantization.
+    pub fn resolve(&self) -> Result<Resolved> {
+        let device = self.device.to_candle()?;
+        let (dtype, weights) = precision(self.dtype, self.quantize, &device)?;
+        Ok(Resolved {
+            device,
+            dtype,
+            weights,
+        })
+    }
+}
+
+impl RuntimeOptions {
+    /// [`Self::resolve`] for the families int8 weights are not offered for.
+    pub fn resolve_unquantized(&self, family: &str) -> Result<Resolved> {
+        if let Some(quantize) = self.quantize {
+            return Err(TesseraError::Config(format!(
+                "quantize='{quantize}' is offered for the text encoders (dense, multi-vector, \
+                 sparse), not for {family} models"
+            )));
+        }
+        self.resolve()
+    }
+}
+
+impl Resolved {
+    /// Packs the weights of linear layers built while the guard lives.
+    pub fn packing(&self) -> LoadingFormat {
+        LoadingFormat::enter(self.weights)
+    }
 }
 
 impl TextEncoder {
@@ -46,7 +92,7 @@ impl TextEncoder {
     /// Also returns the root VarBuilder, from which heads load their own weights.
     pub fn load(
         dir: &Path,
-        runtime: &RuntimeOptions,
+        runtime: &Resolved,
         prefixes: &[&str],
     ) -> Result<(Self, VarBuilder<'static>)> {
         let config_path = dir.join("config.json");
@@ -63,9 +109,10 @@ impl TextEncoder {
             .unwrap_or("bert")
             .to_string();
         let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json"))?;
-        let device = runtime.device.to_candle()?;
+        let device = runtime.device.clone();
+        let _packing = runtime.packing();
         let vb = Checkpoint::open(&weight_files(dir)?, prefixes)?
-            .into_var_builder(runtime.dtype.to_candle(), &device);
+            .into_var_builder(runtime.dtype, &device);
         // A config that contradicts the weights (or itself) is a broken model directory.
         let model = load_text_model(&model_type, raw.clone(), vb.clone()).map_err(|e| match e {
             TesseraError::Tensor(inner) => {

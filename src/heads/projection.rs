@@ -8,8 +8,9 @@ use candle_core::Tensor;
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 
-use crate::encoder::RuntimeOptions;
+use crate::encoder::Resolved;
 use crate::error::{Result, TesseraError};
+use crate::layers::Linear;
 use crate::layout::{read_json, SentenceTransformersLayout};
 use crate::models::checkpoint::Checkpoint;
 
@@ -48,9 +49,7 @@ impl DenseActivation {
 }
 
 pub struct Projection {
-    /// `[in, out]`: transposed once at load so every forward is a plain matmul.
-    weight_t: Tensor,
-    bias: Option<Tensor>,
+    linear: Linear,
     activation: DenseActivation,
     in_dim: usize,
     out_dim: usize,
@@ -81,8 +80,7 @@ impl Projection {
             None
         };
         Ok(Projection {
-            weight_t: weight.t()?.contiguous()?,
-            bias,
+            linear: Linear::new(weight, bias)?,
             activation: DenseActivation::Identity,
             in_dim,
             out_dim,
@@ -99,12 +97,7 @@ impl Projection {
 
     /// Projects rows `[n, in]` to `[n, out]`.
     pub fn forward(&self, rows: &Tensor) -> Result<Tensor> {
-        let projected = crate::layers::matmul::matmul(rows, &self.weight_t)?;
-        let projected = match &self.bias {
-            Some(bias) => projected.broadcast_add(bias)?,
-            None => projected,
-        };
-        Ok(self.activation.forward(projected)?)
+        Ok(self.activation.forward(self.linear.forward(rows)?)?)
     }
 }
 
@@ -129,10 +122,11 @@ pub fn load_dense_modules(
     dir: &Path,
     st: &SentenceTransformersLayout,
     hidden: usize,
-    runtime: &RuntimeOptions,
+    runtime: &Resolved,
     source: &str,
 ) -> Result<Vec<Projection>> {
-    let device = runtime.device.to_candle()?;
+    let device = &runtime.device;
+    let _packing = runtime.packing();
     let mut projections: Vec<Projection> = Vec::new();
     for module in st.modules.iter().filter(|m| m.class_name() == "Dense") {
         let module_dir = dir.join(&module.path);
@@ -158,8 +152,7 @@ pub fn load_dense_modules(
             ));
         }
         let weights = module_dir.join("model.safetensors");
-        let vb =
-            Checkpoint::open(&[weights], &[])?.into_var_builder(runtime.dtype.to_candle(), &device);
+        let vb = Checkpoint::open(&[weights], &[])?.into_var_builder(runtime.dtype, device);
         let in_dim = projections.last().map_or(hidden, Projection::out_dim);
         let mut projection = Projection::load(&vb, in_dim, config.bias, source)?;
         projection.activation = activation;

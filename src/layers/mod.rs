@@ -5,6 +5,7 @@
 
 pub mod attention;
 pub mod kernels;
+pub mod lowp;
 pub mod matmul;
 pub mod rotary;
 
@@ -90,17 +91,36 @@ impl Activation {
     }
 }
 
-/// `y = x W^T + b`, weight stored `[out, in]` as in PyTorch.
+/// `y = x W^T + b`, weight stored `[out, in]` as in PyTorch. On the CPU the weight may
+/// be packed in bf16 or int8 (see [`lowp::LoadingFormat`]); the bias stays f32.
 pub struct Linear {
-    weight: Tensor,
+    weight: Weight,
     bias: Option<Tensor>,
     /// The bias as f32, for the fused kernels.
     bias_f32: Option<Vec<f32>>,
 }
 
+enum Weight {
+    Full(Tensor),
+    Packed(lowp::PackedWeight),
+}
+
 impl Linear {
+    /// A layer over `weight`, packed in the format of the load in progress.
     pub fn new(weight: Tensor, bias: Option<Tensor>) -> candle_core::Result<Self> {
+        Self::with_format(weight, bias, lowp::LoadingFormat::current())
+    }
+
+    fn with_format(
+        weight: Tensor,
+        bias: Option<Tensor>,
+        format: lowp::WeightFormat,
+    ) -> candle_core::Result<Self> {
         let bias_f32 = bias.as_ref().map(f32_vec).transpose()?;
+        let weight = match lowp::PackedWeight::pack(&weight, format)? {
+            Some(packed) => Weight::Packed(packed),
+            None => Weight::Full(weight),
+        };
         Ok(Linear {
             weight,
             bias,
@@ -127,7 +147,6 @@ impl Linear {
     /// Several linear layers over the same input stacked into one (a single larger
     /// matmul beats several small ones).
     pub fn stack(parts: &[Linear]) -> candle_core::Result<Self> {
-        let weights: Vec<&Tensor> = parts.iter().map(|p| &p.weight).collect();
         let bias = if parts.iter().all(|p| p.bias.is_some()) {
             let biases: Vec<&Tensor> = parts.iter().filter_map(|p| p.bias.as_ref()).collect();
             Some(Tensor::cat(&biases, 0)?)
@@ -136,16 +155,54 @@ impl Linear {
         } else {
             candle_core::bail!("stacked linear layers must all have a bias or none")
         };
-        Linear::new(Tensor::cat(&weights, 0)?, bias)
+        let full: Vec<&Tensor> = parts
+            .iter()
+            .filter_map(|p| match &p.weight {
+                Weight::Full(w) => Some(w),
+                Weight::Packed(_) => None,
+            })
+            .collect();
+        if full.len() == parts.len() {
+            return Linear::with_format(Tensor::cat(&full, 0)?, bias, lowp::WeightFormat::F32);
+        }
+        let packed: Vec<&lowp::PackedWeight> = parts
+            .iter()
+            .filter_map(|p| match &p.weight {
+                Weight::Packed(w) => Some(w),
+                Weight::Full(_) => None,
+            })
+            .collect();
+        if packed.len() != parts.len() {
+            candle_core::bail!("cannot stack packed and full-precision linear layers")
+        }
+        Ok(Linear {
+            weight: Weight::Packed(lowp::PackedWeight::stack(&packed)?),
+            bias_f32: bias.as_ref().map(f32_vec).transpose()?,
+            bias,
+        })
     }
 
     pub fn out_dim(&self) -> usize {
-        self.weight.dims().first().copied().unwrap_or(0)
+        match &self.weight {
+            Weight::Full(w) => w.dims().first().copied().unwrap_or(0),
+            Weight::Packed(w) => w.out_dim(),
+        }
+    }
+
+    /// How the weight is stored.
+    pub fn format(&self) -> lowp::WeightFormat {
+        match &self.weight {
+            Weight::Full(_) => lowp::WeightFormat::F32,
+            Weight::Packed(w) => w.format(),
+        }
     }
 
     /// `x W^T` without the bias (for a bias fused into the next step).
     pub fn matmul(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        matmul::matmul(x, &self.weight.t()?)
+        match &self.weight {
+            Weight::Full(w) => matmul::matmul(x, &w.t()?),
+            Weight::Packed(w) => w.matmul(x),
+        }
     }
 
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {

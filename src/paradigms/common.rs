@@ -200,6 +200,20 @@ macro_rules! common_builder_setters {
 
 pub(crate) use common_builder_setters;
 
+/// The weight-quantization setter of the text encoders' builders.
+macro_rules! quantize_setter {
+    () => {
+        /// Stores the linear layers' weights in int8 at load (CPU; activations are
+        /// quantized per token, everything between the products stays f32).
+        pub fn quantize(mut self, quantize: $crate::device::Quantize) -> Self {
+            self.runtime.quantize = Some(quantize);
+            self
+        }
+    };
+}
+
+pub(crate) use quantize_setter;
+
 /// The truncation length and instruction prefixes of builders of single-text encoders
 /// (dense, sparse), over their `max_length`, `query_prefix` and `document_prefix` fields.
 macro_rules! text_builder_setters {

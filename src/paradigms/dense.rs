@@ -15,9 +15,9 @@ use crate::layout::{
 };
 use crate::matrix::Matrix;
 use crate::paradigms::common::{
-    check_batch_size, check_common, check_max_length, common_builder_setters, resolve_max_length,
-    resolve_model, text_builder_setters, tokenize_checked, with_prefix, EncodeOptions,
-    DEFAULT_BATCH_SIZE,
+    check_batch_size, check_common, check_max_length, common_builder_setters, quantize_setter,
+    resolve_max_length, resolve_model, text_builder_setters, tokenize_checked, with_prefix,
+    EncodeOptions, DEFAULT_BATCH_SIZE,
 };
 use crate::progress::Progress;
 use crate::registry::{self, Paradigm, PoolingKind};
@@ -49,6 +49,7 @@ pub struct DenseBuilder {
 
 impl DenseBuilder {
     common_builder_setters!();
+    quantize_setter!();
     text_builder_setters!();
 
     pub fn new() -> Self {
@@ -139,7 +140,9 @@ impl DenseEmbedder {
         }
         let dir = source.dir.as_path();
         let layout = SentenceTransformersLayout::read(dir)?;
-        let (encoder, _) = TextEncoder::load(dir, &options.runtime, ENCODER_PREFIXES)?;
+        let runtime = options.runtime.resolve()?;
+        let _packing = runtime.packing();
+        let (encoder, _) = TextEncoder::load(dir, &runtime, ENCODER_PREFIXES)?;
         let encoder = TextEncoder {
             tokenizer: encoder
                 .tokenizer
@@ -154,13 +157,8 @@ impl DenseEmbedder {
         let model_normalizes = layout.module("Normalize").is_some()
             || (layout.modules.is_empty() && spec.and_then(|s| s.normalize).unwrap_or(false));
         let normalize = options.normalize.unwrap_or(model_normalizes);
-        let projections = load_dense_modules(
-            dir,
-            &layout,
-            encoder.hidden_size(),
-            &options.runtime,
-            &source.name,
-        )?;
+        let projections =
+            load_dense_modules(dir, &layout, encoder.hidden_size(), &runtime, &source.name)?;
         let full_dimension = projections
             .last()
             .map_or(encoder.hidden_size(), Projection::out_dim);

@@ -22,8 +22,8 @@ use crate::hub::{HubOptions, ModelSource};
 use crate::layout::{read_optional_json, SentenceTransformersLayout};
 use crate::matrix::Matrix;
 use crate::paradigms::common::{
-    check_batch_size, check_common, common_builder_setters, resolve_model, EncodeOptions,
-    InputTokens, DEFAULT_BATCH_SIZE,
+    check_batch_size, check_common, common_builder_setters, quantize_setter, resolve_model,
+    EncodeOptions, InputTokens, DEFAULT_BATCH_SIZE,
 };
 use crate::progress::Progress;
 use crate::quantization::{maxsim_quantized, quantize, QuantizationConfig, QuantizedEmbeddings};
@@ -68,6 +68,7 @@ pub struct MultiVectorBuilder {
 
 impl MultiVectorBuilder {
     common_builder_setters!();
+    quantize_setter!();
 
     pub fn new() -> Self {
         MultiVectorBuilder {
@@ -220,7 +221,9 @@ impl MultiVectorEmbedder {
         let dir = source.dir.as_path();
         let st = SentenceTransformersLayout::read(dir)?;
         let metadata: Option<Value> = read_optional_json(&dir.join("artifact.metadata"))?;
-        let (encoder, root_vb) = TextEncoder::load(dir, &options.runtime, ENCODER_PREFIXES)?;
+        let runtime = options.runtime.resolve()?;
+        let _packing = runtime.packing();
+        let (encoder, root_vb) = TextEncoder::load(dir, &runtime, ENCODER_PREFIXES)?;
         // A repository may carry both layouts (colbert-ai checkpoints republished for
         // PyLate); colbert-ai's wins when its projection sits in the main weights.
         let has_linear = root_vb.contains_tensor("linear.weight");
@@ -251,7 +254,7 @@ impl MultiVectorEmbedder {
                 vec![Projection::load(&root_vb, hidden, false, &source.name)?]
             }
             ColbertLayout::PyLate => {
-                let chain = load_dense_modules(dir, &st, hidden, &options.runtime, &source.name)?;
+                let chain = load_dense_modules(dir, &st, hidden, &runtime, &source.name)?;
                 if chain.is_empty() {
                     return Err(TesseraError::load(
                         &source.name,

@@ -13,9 +13,9 @@ use crate::hub::{HubOptions, ModelSource};
 use crate::layout::{named_prompt, read_optional_json, PromptSide, SentenceTransformersLayout};
 use crate::matrix::Matrix;
 use crate::paradigms::common::{
-    check_batch_size, check_common, check_max_length, common_builder_setters, resolve_max_length,
-    resolve_model, text_builder_setters, tokenize_checked, with_prefix, EncodeOptions,
-    DEFAULT_BATCH_SIZE,
+    check_batch_size, check_common, check_max_length, common_builder_setters, quantize_setter,
+    resolve_max_length, resolve_model, text_builder_setters, tokenize_checked, with_prefix,
+    EncodeOptions, DEFAULT_BATCH_SIZE,
 };
 
 use crate::progress::Progress;
@@ -247,6 +247,7 @@ pub struct SparseBuilder {
 
 impl SparseBuilder {
     common_builder_setters!();
+    quantize_setter!();
     text_builder_setters!();
 
     pub fn new() -> Self {
@@ -349,7 +350,9 @@ impl SparseEmbedder {
         let model_name = dir.display().to_string();
         let layout = SentenceTransformersLayout::read(dir)?;
         check_pipeline(dir, &layout)?;
-        let (encoder, vb) = TextEncoder::load(dir, &options.runtime, ENCODER_PREFIXES)?;
+        let runtime = options.runtime.resolve()?;
+        let _packing = runtime.packing();
+        let (encoder, vb) = TextEncoder::load(dir, &runtime, ENCODER_PREFIXES)?;
         let encoder = TextEncoder {
             tokenizer: encoder
                 .tokenizer

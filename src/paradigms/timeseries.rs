@@ -135,9 +135,11 @@ impl TimeSeriesForecaster {
         }
         let dir = source.dir.as_path();
         let config = read_config(dir)?;
-        let device = options.runtime.device.to_candle()?;
-        let vb = Checkpoint::open(&weight_files(dir)?, &[])?
-            .into_var_builder(options.runtime.dtype.to_candle(), &device);
+        let runtime = options.runtime.resolve_unquantized("time-series")?;
+        let _packing = runtime.packing();
+        let device = runtime.device.clone();
+        let vb =
+            Checkpoint::open(&weight_files(dir)?, &[])?.into_var_builder(runtime.dtype, &device);
         let model = ChronosBolt::load(vb, &config).map_err(|e| match e {
             TesseraError::Tensor(inner) => {
                 TesseraError::load(dir.display().to_string(), inner.to_string())

@@ -155,8 +155,9 @@ impl VisionEmbedder {
         }
         let config = Config::from_json(&read_json(&config_path)?).map_err(load_error)?;
         let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json"))?;
-        let device = options.runtime.device.to_candle()?;
-        let dtype = options.runtime.dtype.to_candle();
+        let runtime = options.runtime.resolve_unquantized("vision")?;
+        let _packing = runtime.packing();
+        let (device, dtype) = (runtime.device.clone(), runtime.dtype);
         let vb = Checkpoint::open(&weight_files(dir)?, CHECKPOINT_PREFIXES)?
             .into_var_builder(dtype, &device);
         let model = ColPali::load(vb, &config).map_err(load_error)?;

@@ -52,7 +52,7 @@ macro_rules! py_builder {
                 Self::update(slf, |b| b.device(device))
             }
 
-            /// "f32", "f16" or "bf16".
+            /// "f32", "f16" (GPU), "bf16" or "auto".
             fn dtype<'py>(slf: pyo3::Bound<'py, Self>, dtype: &str) -> pyo3::PyResult<pyo3::Bound<'py, Self>> {
                 let dtype = $crate::bindings::python::device::dtype_arg(Some(dtype))?;
                 Self::update(slf, |b| b.dtype(dtype))

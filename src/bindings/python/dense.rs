@@ -13,7 +13,7 @@ use super::convert::{
     detached, matrix_arg, matrix_to_numpy, model_arg, text_arg, texts_arg, vector_arg,
     vector_to_numpy, Count,
 };
-use super::device::{device_arg, dtype_arg};
+use super::device::{device_arg, dtype_arg, QuantizeArg};
 use super::outputs::PyDenseEmbedding;
 use super::quantization::quantized_to_numpy;
 use crate::matrix::Matrix;
@@ -32,13 +32,14 @@ pub struct PyDense {
 #[pymethods]
 impl PyDense {
     #[new]
-    #[pyo3(signature = (model, *, device=None, dtype=None, revision=None, max_length=None, batch_size=None, dimension=None, normalize=None, query_prefix=None, document_prefix=None))]
+    #[pyo3(signature = (model, *, device=None, dtype=None, quantize=None, revision=None, max_length=None, batch_size=None, dimension=None, normalize=None, query_prefix=None, document_prefix=None))]
     #[allow(clippy::too_many_arguments)] // mirrors the builder's keyword options
     fn new(
         py: Python<'_>,
         model: &Bound<'_, PyAny>,
         device: Option<&Bound<'_, PyAny>>,
         dtype: Option<&str>,
+        quantize: Option<QuantizeArg>,
         revision: Option<String>,
         max_length: Option<Count>,
         batch_size: Option<Count>,
@@ -54,6 +55,9 @@ impl PyDense {
             .model(model_arg(model)?)
             .device(device_arg(device)?)
             .dtype(dtype_arg(dtype)?);
+        if let Some(v) = quantize {
+            builder = builder.quantize(v.get());
+        }
         if let Some(v) = revision {
             builder = builder.revision(v);
         }
@@ -502,6 +506,7 @@ impl PyDense {
 
 py_builder!("TesseraDenseBuilder", PyDenseBuilder, DenseBuilder, PyDense, {
     max_length: Count => Count::get,
+    quantize: QuantizeArg => QuantizeArg::get,
     dimension: Count => Count::get,
     normalize: bool,
     query_prefix: String,

@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 use super::convert::Count;
 use pyo3::types::PyString;
 
-use crate::device::{DType, Device};
+use crate::device::{DType, Device, Quantize};
 
 /// A compute device: `Device.Cpu`, `Device.Cuda`, `Device.cuda(i)`, `Device.Metal`,
 /// `Device.Auto`.
@@ -128,7 +128,30 @@ pub fn device_arg(value: Option<&Bound<'_, PyAny>>) -> PyResult<Device> {
     )))
 }
 
-/// A `dtype=` argument: `"f32"`, `"f16"`, `"bf16"` (or None for f32).
+/// A `quantize=` argument: `"int8"`.
+pub struct QuantizeArg(pub Quantize);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for QuantizeArg {
+    type Error = PyErr;
+
+    fn extract(obj: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        let Ok(name) = obj.cast::<PyString>() else {
+            return Err(PyTypeError::new_err(format!(
+                "quantize must be a str such as 'int8' or None, not {}",
+                obj.get_type().name()?
+            )));
+        };
+        Ok(QuantizeArg(Quantize::parse(&name.to_cow()?)?))
+    }
+}
+
+impl QuantizeArg {
+    pub fn get(self) -> Quantize {
+        self.0
+    }
+}
+
+/// A `dtype=` argument: `"f32"`, `"f16"`, `"bf16"`, `"auto"` (or None for f32).
 pub fn dtype_arg(value: Option<&str>) -> PyResult<DType> {
     Ok(value.map(DType::parse).transpose()?.unwrap_or_default())
 }

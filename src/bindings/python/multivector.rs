@@ -15,7 +15,7 @@ use super::convert::{
     array_protocol, detached, matrix_arg, matrix_to_numpy, model_arg, text_arg, texts_arg,
     type_name, Count,
 };
-use super::device::{device_arg, dtype_arg};
+use super::device::{device_arg, dtype_arg, QuantizeArg};
 use super::pooling::pool_factor_arg;
 use super::quantization::{quantization_arg, PyQuantizationConfig, PyQuantizedEmbeddings};
 use super::ragged::PyRaggedEmbeddings;
@@ -208,13 +208,14 @@ pub struct PyMultiVector {
 #[pymethods]
 impl PyMultiVector {
     #[new]
-    #[pyo3(signature = (model, *, device=None, dtype=None, revision=None, max_length=None, query_length=None, batch_size=None, dimension=None, quantization=None))]
+    #[pyo3(signature = (model, *, device=None, dtype=None, quantize=None, revision=None, max_length=None, query_length=None, batch_size=None, dimension=None, quantization=None))]
     #[allow(clippy::too_many_arguments)] // mirrors the builder's keyword options
     fn new(
         py: Python<'_>,
         model: &Bound<'_, PyAny>,
         device: Option<&Bound<'_, PyAny>>,
         dtype: Option<&str>,
+        quantize: Option<QuantizeArg>,
         revision: Option<String>,
         max_length: Option<Count>,
         query_length: Option<Count>,
@@ -230,6 +231,9 @@ impl PyMultiVector {
             .model(model_arg(model)?)
             .device(device_arg(device)?)
             .dtype(dtype_arg(dtype)?);
+        if let Some(v) = quantize {
+            builder = builder.quantize(v.get());
+        }
         if let Some(v) = revision {
             builder = builder.revision(v);
         }
@@ -692,6 +696,7 @@ impl Side {
 
 py_builder!("TesseraMultiVectorBuilder", PyMultiVectorBuilder, MultiVectorBuilder, PyMultiVector, {
     max_length: Count => Count::get,
+    quantize: QuantizeArg => QuantizeArg::get,
     query_length: Count => Count::get,
     dimension: Count => Count::get,
     quantization: QuantizationSetting => quantization_setting,

@@ -12,7 +12,7 @@ use pyo3::types::{PyDict, PyList, PyString};
 use super::builders::py_builder;
 use super::calls::{async_and_stream_methods, count_tokens_with, finish, text_options, Output};
 use super::convert::{detached, matrix_to_numpy, model_arg, text_arg, texts_arg, type_name, Count};
-use super::device::{device_arg, dtype_arg};
+use super::device::{device_arg, dtype_arg, QuantizeArg};
 use crate::paradigms::common::{EncodeOptions, InputTokens};
 use crate::paradigms::sparse::{SparseBuilder, SparseEmbedder, SparseVector};
 
@@ -269,13 +269,14 @@ pub struct PySparse {
 #[pymethods]
 impl PySparse {
     #[new]
-    #[pyo3(signature = (model, *, device=None, dtype=None, revision=None, max_length=None, batch_size=None, top_k=None, min_weight=None, query_prefix=None, document_prefix=None))]
+    #[pyo3(signature = (model, *, device=None, dtype=None, quantize=None, revision=None, max_length=None, batch_size=None, top_k=None, min_weight=None, query_prefix=None, document_prefix=None))]
     #[allow(clippy::too_many_arguments)] // mirrors the builder's keyword options
     fn new(
         py: Python<'_>,
         model: &Bound<'_, PyAny>,
         device: Option<&Bound<'_, PyAny>>,
         dtype: Option<&str>,
+        quantize: Option<QuantizeArg>,
         revision: Option<String>,
         max_length: Option<Count>,
         batch_size: Option<Count>,
@@ -291,6 +292,9 @@ impl PySparse {
             .model(model_arg(model)?)
             .device(device_arg(device)?)
             .dtype(dtype_arg(dtype)?);
+        if let Some(v) = quantize {
+            builder = builder.quantize(v.get());
+        }
         if let Some(v) = revision {
             builder = builder.revision(v);
         }
@@ -672,6 +676,7 @@ impl PySparse {
 
 py_builder!("TesseraSparseBuilder", PySparseBuilder, SparseBuilder, PySparse, {
     max_length: Count => Count::get,
+    quantize: QuantizeArg => QuantizeArg::get,
     top_k: Count => Count::get,
     min_weight: f32,
     query_prefix: String,

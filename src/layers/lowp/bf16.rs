@@ -1,0 +1,225 @@
+//! bf16 products: weights rounded to bf16 at load, activation rows rounded at each call,
+//! pairs multiplied and summed into f32 accumulators by AVX512-BF16's `vdpbf16ps`.
+
+use half::bf16;
+
+use super::{bf16_supported, for_each_tile, Panels, MR, PANEL};
+
+/// Input values per packed group (one `u32` of two bf16).
+const GROUP: usize = 2;
+
+pub struct Bf16Weight {
+    pub(super) panels: Panels,
+}
+
+/// Two bf16 (round to nearest even; zero past the slice's end) as one `u32`, the
+/// first in the low half.
+fn pair_of(values: &[f32], g: usize) -> u32 {
+    let bits = |j: usize| {
+        values
+            .get(g * GROUP + j)
+            .map_or(0, |v| u32::from(bf16::from_f32(*v).to_bits()))
+    };
+    bits(0) | (bits(1) << 16)
+}
+
+impl Bf16Weight {
+    /// Rounds an f32 `[n, k]` weight, row-major.
+    pub fn new(values: &[f32], n: usize, k: usize) -> Self {
+        let groups = k.div_ceil(GROUP);
+        let panels = Panels::build(n, k, groups, |c, g| pair_of(&values[c * k..(c + 1) * k], g));
+        Bf16Weight { panels }
+    }
+
+    pub fn stack(parts: &[&Bf16Weight]) -> candle_core::Result<Self> {
+        let panels: Vec<&Panels> = parts.iter().map(|p| &p.panels).collect();
+        Ok(Bf16Weight {
+            panels: Panels::stack(&panels)?,
+        })
+    }
+
+    /// The stored weight `[n, k]` as f32 (exactly its bf16 values).
+    pub fn to_f32(&self) -> Vec<f32> {
+        let (n, k, groups) = (self.panels.n, self.panels.k, self.panels.groups);
+        (0..n)
+            .flat_map(|c| {
+                let mut row: Vec<f32> = (0..groups)
+                    .flat_map(|g| unpair(self.panels.code(c, g)))
+                    .collect();
+                row.truncate(k);
+                row
+            })
+            .collect()
+    }
+
+    /// `x Wᵀ` for `m` rows of `x` (`[m, k]`, row-major): `[m, n]`.
+    pub fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
+        let (n, k, groups) = (self.panels.n, self.panels.k, self.panels.groups);
+        let activations: Vec<u32> = x
+            .chunks_exact(k.max(1))
+            .take(m)
+            .flat_map(|row| (0..groups).map(move |g| pair_of(row, g)))
+            .collect();
+        let fast = bf16_supported();
+        let mut out = vec![0f32; m * n];
+        for_each_tile(&mut out, m, n, k, |first_row, rows, p| {
+            let a = &activations[first_row * groups..(first_row + rows) * groups];
+            let panel = self.panels.panel(p);
+            #[cfg(target_arch = "x86_64")]
+            if fast {
+                // SAFETY: the CPU has AVX512-BF16 (checked above); the slices hold the
+                // `rows × groups` and `groups × PANEL` values read.
+                return unsafe { x86::tile(a, rows, groups, panel) };
+            }
+            let _ = fast;
+            portable_tile(a, rows, groups, panel)
+        });
+        out
+    }
+}
+
+fn unpair(code: u32) -> [f32; 2] {
+    [
+        bf16::from_bits(code as u16).to_f32(),
+        bf16::from_bits((code >> 16) as u16).to_f32(),
+    ]
+}
+
+/// The same products in f32 arithmetic, for CPUs without AVX512-BF16.
+fn portable_tile(a: &[u32], rows: usize, groups: usize, panel: &[u32]) -> [[f32; PANEL]; MR] {
+    let mut out = [[0f32; PANEL]; MR];
+    for (r, line) in out.iter_mut().take(rows).enumerate() {
+        for g in 0..groups {
+            let [x0, x1] = unpair(a[r * groups + g]);
+            for (acc, w) in line.iter_mut().zip(&panel[g * PANEL..(g + 1) * PANEL]) {
+                let [w0, w1] = unpair(*w);
+                *acc += x0 * w0 + x1 * w1;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::{MR, PANEL};
+
+    /// # Safety
+    /// The CPU must have AVX512-F and AVX512-BF16; `a` holds `rows × groups` values,
+    /// `panel` `groups × PANEL`.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub unsafe fn tile(a: &[u32], rows: usize, groups: usize, panel: &[u32]) -> [[f32; PANEL]; MR] {
+        match rows {
+            1 => rows_of::<1>(a, groups, panel),
+            2 => rows_of::<2>(a, groups, panel),
+            3 => rows_of::<3>(a, groups, panel),
+            4 => rows_of::<4>(a, groups, panel),
+            5 => rows_of::<5>(a, groups, panel),
+            6 => rows_of::<6>(a, groups, panel),
+            7 => rows_of::<7>(a, groups, panel),
+            _ => rows_of::<8>(a, groups, panel),
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    unsafe fn rows_of<const R: usize>(
+        a: &[u32],
+        groups: usize,
+        panel: &[u32],
+    ) -> [[f32; PANEL]; MR] {
+        let mut acc = [[_mm512_setzero_ps(); 2]; R];
+        let (a, b) = (a.as_ptr(), panel.as_ptr());
+        for g in 0..groups {
+            let b0: __m512bh = std::mem::transmute(_mm512_loadu_si512(b.add(g * PANEL).cast()));
+            let b1: __m512bh =
+                std::mem::transmute(_mm512_loadu_si512(b.add(g * PANEL + 16).cast()));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let x: __m512bh =
+                    std::mem::transmute(_mm512_set1_epi32(*a.add(r * groups + g) as i32));
+                acc[0] = _mm512_dpbf16_ps(acc[0], x, b0);
+                acc[1] = _mm512_dpbf16_ps(acc[1], x, b1);
+            }
+        }
+        let mut out = [[0f32; PANEL]; MR];
+        for (line, acc) in out.iter_mut().zip(&acc) {
+            _mm512_storeu_ps(line.as_mut_ptr(), acc[0]);
+            _mm512_storeu_ps(line.as_mut_ptr().add(16), acc[1]);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(count: usize, seed: u64) -> Vec<f32> {
+        let mut v = crate::layers::test_tensor(&[count.max(1)], seed)
+            .to_vec1::<f32>()
+            .unwrap();
+        v.truncate(count);
+        v
+    }
+
+    fn rounded(v: &[f32]) -> Vec<f64> {
+        v.iter()
+            .map(|x| f64::from(bf16::from_f32(*x).to_f32()))
+            .collect()
+    }
+
+    /// Against the f64 product of the bf16-rounded operands: only the f32 accumulation
+    /// differs.
+    #[test]
+    fn products_equal_the_rounded_operands_product() {
+        for (m, k, n) in [
+            (1, 2, 1),
+            (3, 7, 33),
+            (8, 64, 32),
+            (13, 130, 70),
+            (9, 384, 5),
+        ] {
+            let (wv, x) = (values(n * k, 1), values(m * k, 2));
+            let w = Bf16Weight::new(&wv, n, k);
+            let (wr, xr) = (rounded(&wv), rounded(&x));
+            let got = w.matmul(&x, m);
+            for r in 0..m {
+                for c in 0..n {
+                    let want: f64 = (0..k).map(|i| xr[r * k + i] * wr[c * k + i]).sum();
+                    let magnitude: f64 =
+                        (0..k).map(|i| (xr[r * k + i] * wr[c * k + i]).abs()).sum();
+                    let error = (f64::from(got[r * n + c]) - want).abs();
+                    assert!(
+                        error <= 1e-6 * magnitude.max(1.0),
+                        "{m}x{k}x{n} [{r},{c}]: {error}"
+                    );
+                }
+            }
+            let fast = bf16_supported();
+            // The portable tile computes the same products.
+            let groups = k.div_ceil(GROUP);
+            let a: Vec<u32> = x
+                .chunks_exact(k)
+                .flat_map(|row| (0..groups).map(move |g| pair_of(row, g)))
+                .collect();
+            let tile = portable_tile(&a, m.min(MR), groups, w.panels.panel(0));
+            for r in 0..m.min(MR) {
+                for c in 0..n.min(PANEL) {
+                    let error = (tile[r][c] - got[r * n + c]).abs();
+                    assert!(error <= 1e-5, "portable vs fast ({fast}): {error}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn stored_values_are_the_rounded_weight() {
+        let wv = values(3 * 5, 3);
+        let w = Bf16Weight::new(&wv, 3, 5);
+        let want: Vec<f32> = wv.iter().map(|v| bf16::from_f32(*v).to_f32()).collect();
+        assert_eq!(w.to_f32(), want);
+        let stacked = Bf16Weight::stack(&[&w, &w]).unwrap();
+        assert_eq!(stacked.to_f32(), [want.clone(), want].concat());
+    }
+}

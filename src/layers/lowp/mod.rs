@@ -1,0 +1,402 @@
+//! Linear-layer weights stored in reduced precision on the CPU, and the products that
+//! read them: bf16 (AVX512-BF16 dot products, f32 accumulation) and int8 (per-channel
+//! weights, per-token activations, exact integer dot products). Everything around the
+//! products (norms, softmax, activations, residuals) stays f32.
+//!
+//! Both formats share one packed layout: output channels in panels of [`PANEL`], the
+//! input dimension in groups of 2 (bf16) or 4 (int8) values held in one `u32`, so that
+//! a microkernel broadcasts one group of an activation row against a whole panel.
+
+pub mod bf16;
+pub mod int8;
+
+use std::cell::Cell;
+
+use candle_core::{DType, Tensor};
+use rayon::prelude::*;
+
+use super::kernels::SimdLevel;
+use crate::error::{Result, TesseraError};
+
+/// Output channels per packed panel: two 16-lane vectors.
+pub(crate) const PANEL: usize = 32;
+
+/// Activation rows one microkernel call handles.
+pub(crate) const MR: usize = 8;
+
+/// Products smaller than this many multiply-adds run on one thread.
+const PARALLEL_MIN_MACS: usize = 1 << 20;
+
+/// How the linear layers of a model being loaded keep their weights on the CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WeightFormat {
+    #[default]
+    F32,
+    Bf16,
+    Int8,
+}
+
+impl WeightFormat {
+    /// Checks that this CPU can run the format.
+    pub fn check_supported(self) -> Result<()> {
+        match self {
+            WeightFormat::Bf16 if !bf16_supported() => Err(TesseraError::Device(
+                "dtype 'bf16' on the CPU needs the AVX512_BF16 instructions (Intel Cooper \
+                 Lake / Sapphire Rapids, AMD Zen 4 and later), which this CPU lacks: use \
+                 dtype='f32', dtype='auto' or quantize='int8'"
+                    .to_string(),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Whether the CPU has AVX512-BF16 (and AVX-512 is not capped by `TESSERA_SIMD`).
+pub fn bf16_supported() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        SimdLevel::current() == SimdLevel::Avx512
+            && std::arch::is_x86_feature_detected!("avx512bf16")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Whether the int8 products use AVX512-VNNI (else AVX2, else portable code).
+pub fn vnni_supported() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        SimdLevel::current() == SimdLevel::Avx512
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512vnni")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+thread_local! {
+    static LOADING_FORMAT: Cell<WeightFormat> = const { Cell::new(WeightFormat::F32) };
+}
+
+/// While alive, linear layers built on this thread pack their CPU f32 weights in
+/// `format` (model code builds layers deep inside each family's loader; the format is
+/// a property of the whole load, not of any one layer).
+pub struct LoadingFormat {
+    previous: WeightFormat,
+}
+
+impl LoadingFormat {
+    pub fn enter(format: WeightFormat) -> Self {
+        let previous = LOADING_FORMAT.with(|cell| cell.replace(format));
+        LoadingFormat { previous }
+    }
+
+    pub fn current() -> WeightFormat {
+        LOADING_FORMAT.with(Cell::get)
+    }
+}
+
+impl Drop for LoadingFormat {
+    fn drop(&mut self) {
+        LOADING_FORMAT.with(|cell| cell.set(self.previous));
+    }
+}
+
+/// A weight `[n, k]` in a reduced-precision packed layout.
+pub enum PackedWeight {
+    Bf16(bf16::Bf16Weight),
+    Int8(int8::Int8Weight),
+}
+
+impl PackedWeight {
+    /// Packs a CPU f32 `[n, k]` weight, or returns None when `format` is f32 or the
+    /// weight is not a CPU f32 matrix.
+    pub fn pack(weight: &Tensor, format: WeightFormat) -> candle_core::Result<Option<Self>> {
+        if format == WeightFormat::F32
+            || !weight.device().is_cpu()
+            || weight.dtype() != DType::F32
+            || weight.rank() != 2
+        {
+            return Ok(None);
+        }
+        let (n, k) = weight.dims2()?;
+        let values = weight.flatten_all()?.to_vec1::<f32>()?;
+        Ok(Some(match format {
+            WeightFormat::Bf16 => PackedWeight::Bf16(bf16::Bf16Weight::new(&values, n, k)),
+            WeightFormat::Int8 => PackedWeight::Int8(int8::Int8Weight::new(&values, n, k)),
+            WeightFormat::F32 => return Ok(None),
+        }))
+    }
+
+    pub fn format(&self) -> WeightFormat {
+        match self {
+            PackedWeight::Bf16(_) => WeightFormat::Bf16,
+            PackedWeight::Int8(_) => WeightFormat::Int8,
+        }
+    }
+
+    pub fn out_dim(&self) -> usize {
+        match self {
+            PackedWeight::Bf16(w) => w.panels.n,
+            PackedWeight::Int8(w) => w.panels.n,
+        }
+    }
+
+    /// Several weights over the same input as one, their output channels concatenated
+    /// (the stored values are kept exactly: no rounding twice).
+    pub fn stack(parts: &[&PackedWeight]) -> candle_core::Result<Self> {
+        let bf16: Vec<_> = parts
+            .iter()
+            .filter_map(|p| match p {
+                PackedWeight::Bf16(w) => Some(w),
+                PackedWeight::Int8(_) => None,
+            })
+            .collect();
+        let int8: Vec<_> = parts
+            .iter()
+            .filter_map(|p| match p {
+                PackedWeight::Int8(w) => Some(w),
+                PackedWeight::Bf16(_) => None,
+            })
+            .collect();
+        if bf16.len() == parts.len() {
+            return bf16::Bf16Weight::stack(&bf16).map(PackedWeight::Bf16);
+        }
+        if int8.len() == parts.len() {
+            return int8::Int8Weight::stack(&int8).map(PackedWeight::Int8);
+        }
+        candle_core::bail!("cannot stack weights of different formats")
+    }
+
+    /// The weight as f32 `[n, k]`: the values the products use.
+    pub fn to_f32(&self) -> Vec<f32> {
+        match self {
+            PackedWeight::Bf16(w) => w.to_f32(),
+            PackedWeight::Int8(w) => w.to_f32(),
+        }
+    }
+
+    /// `x Wᵀ` for `x` of any rank with `k` as its last dimension.
+    pub fn matmul(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let dims = x.dims();
+        let Some((&k, lead)) = dims.split_last() else {
+            candle_core::bail!("a product needs at least a vector")
+        };
+        let (expected_k, n) = match self {
+            PackedWeight::Bf16(w) => (w.panels.k, w.panels.n),
+            PackedWeight::Int8(w) => (w.panels.k, w.panels.n),
+        };
+        if k != expected_k {
+            candle_core::bail!("input of width {k} for a weight of width {expected_k}")
+        }
+        let m: usize = lead.iter().product();
+        let x = x.to_dtype(DType::F32)?.contiguous()?;
+        let (storage, layout) = x.storage_and_layout();
+        let candle_core::Storage::Cpu(cpu) = &*storage else {
+            candle_core::bail!("packed weights run on the CPU only")
+        };
+        let values = super::kernels::f32_elements(cpu, layout)?;
+        let out = match self {
+            PackedWeight::Bf16(w) => w.matmul(values, m),
+            PackedWeight::Int8(w) => w.matmul(values, m),
+        };
+        drop(storage);
+        let mut shape = lead.to_vec();
+        shape.push(n);
+        Tensor::from_vec(out, shape, x.device())
+    }
+}
+
+/// Output channels in panels of [`PANEL`], each panel `[groups][PANEL]` of `u32`s that
+/// hold `per_group` consecutive input values of one channel. Channels past `n` and
+/// values past `k` are zero.
+pub struct Panels {
+    pub n: usize,
+    pub k: usize,
+    /// Groups per channel: `k / per_group`, rounded up.
+    pub groups: usize,
+    pub data: Vec<u32>,
+}
+
+impl Panels {
+    /// Packs `codes(channel, group)`, the `u32` of each channel's group.
+    fn build(n: usize, k: usize, groups: usize, codes: impl Fn(usize, usize) -> u32) -> Self {
+        let panels = n.div_ceil(PANEL);
+        let mut data = vec![0u32; panels * groups * PANEL];
+        for (p, panel) in data.chunks_exact_mut(groups * PANEL).enumerate() {
+            for (g, lanes) in panel.chunks_exact_mut(PANEL).enumerate() {
+                for (c, lane) in lanes.iter_mut().enumerate() {
+                    let channel = p * PANEL + c;
+                    if channel < n {
+                        *lane = codes(channel, g);
+                    }
+                }
+            }
+        }
+        Panels { n, k, groups, data }
+    }
+
+    fn panel(&self, p: usize) -> &[u32] {
+        &self.data[p * self.groups * PANEL..(p + 1) * self.groups * PANEL]
+    }
+
+    /// The `u32` of `channel`'s group `g`.
+    fn code(&self, channel: usize, g: usize) -> u32 {
+        let (p, c) = (channel / PANEL, channel % PANEL);
+        self.data[(p * self.groups + g) * PANEL + c]
+    }
+
+    /// Stacks panel sets over the same input, channels in order.
+    fn stack(parts: &[&Panels]) -> candle_core::Result<Self> {
+        let Some(first) = parts.first() else {
+            candle_core::bail!("nothing to stack")
+        };
+        if parts
+            .iter()
+            .any(|p| p.k != first.k || p.groups != first.groups)
+        {
+            candle_core::bail!("stacked weights must share their input width")
+        }
+        let owners: Vec<(usize, usize)> = parts
+            .iter()
+            .enumerate()
+            .flat_map(|(i, p)| (0..p.n).map(move |c| (i, c)))
+            .collect();
+        Ok(Panels::build(
+            owners.len(),
+            first.k,
+            first.groups,
+            |channel, g| {
+                let (part, c) = owners[channel];
+                parts[part].code(c, g)
+            },
+        ))
+    }
+}
+
+/// Runs `tile(first_row, rows, panel)` for every block of up to [`MR`] rows and every
+/// panel of an `m × n` product, writing the returned `[rows][PANEL]` values into `out`
+/// (`m × n`, row-major). Large products are split over the rayon pool into blocks of
+/// rows × runs of panels; every output value is computed by one call whatever the
+/// split, so the result does not depend on the thread count.
+pub(crate) fn for_each_tile(
+    out: &mut [f32],
+    m: usize,
+    n: usize,
+    k: usize,
+    tile: impl Fn(usize, usize, usize) -> [[f32; PANEL]; MR] + Sync,
+) {
+    let panels = n.div_ceil(PANEL);
+    let row_blocks = m.div_ceil(MR);
+    if panels == 0 || row_blocks == 0 {
+        return;
+    }
+    let threads = rayon::current_num_threads();
+    if threads == 1 || m * n * k < PARALLEL_MIN_MACS {
+        let writer = OutputRows {
+            ptr: out.as_mut_ptr(),
+        };
+        run_tiles(&writer, m, n, 0..row_blocks, 0..panels, &tile);
+        return;
+    }
+    // Row blocks of 64 rows keep a task's activations in L2; enough panel runs make
+    // at least two tasks per thread.
+    let blocks_per_task = 8;
+    let row_tasks = row_blocks.div_ceil(blocks_per_task);
+    let panel_tasks = (2 * threads).div_ceil(row_tasks).clamp(1, panels);
+    let panels_per_task = panels.div_ceil(panel_tasks);
+    let writer = OutputRows {
+        ptr: out.as_mut_ptr(),
+    };
+    (0..row_tasks * panel_tasks)
+        .into_par_iter()
+        .for_each(|task| {
+            let (rt, pt) = (task / panel_tasks, task % panel_tasks);
+            let blocks = rt * blocks_per_task..((rt + 1) * blocks_per_task).min(row_blocks);
+            let runs = pt * panels_per_task..((pt + 1) * panels_per_task).min(panels);
+            run_tiles(&writer, m, n, blocks, runs, &tile);
+        });
+}
+
+/// The output buffer shared by tasks that write disjoint rectangles of it.
+struct OutputRows {
+    ptr: *mut f32,
+}
+
+// SAFETY: tasks write disjoint (row block, panel) rectangles, never the same element.
+unsafe impl Sync for OutputRows {}
+
+fn run_tiles(
+    out: &OutputRows,
+    m: usize,
+    n: usize,
+    blocks: std::ops::Range<usize>,
+    panels: std::ops::Range<usize>,
+    tile: &impl Fn(usize, usize, usize) -> [[f32; PANEL]; MR],
+) {
+    for p in panels {
+        let first_col = p * PANEL;
+        let cols = PANEL.min(n - first_col);
+        for block in blocks.clone() {
+            let first_row = block * MR;
+            let rows = MR.min(m - first_row);
+            let values = tile(first_row, rows, p);
+            for (r, row) in values.iter().take(rows).enumerate() {
+                let start = (first_row + r) * n + first_col;
+                // SAFETY: `start + cols <= m * n`, the buffer's length, and this task
+                // alone writes this row's columns of this panel.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(row.as_ptr(), out.ptr.add(start), cols);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stacking_panels_keeps_every_code() {
+        let a = Panels::build(5, 8, 2, |c, g| (c * 10 + g) as u32);
+        let b = Panels::build(40, 8, 2, |c, g| (1000 + c * 10 + g) as u32);
+        let both = Panels::stack(&[&a, &b]).unwrap();
+        assert_eq!(both.n, 45);
+        for c in 0..45 {
+            for g in 0..2 {
+                let want = if c < 5 {
+                    a.code(c, g)
+                } else {
+                    b.code(c - 5, g)
+                };
+                assert_eq!(both.code(c, g), want);
+            }
+        }
+    }
+
+    #[test]
+    fn tiles_cover_the_output_once() {
+        for (m, n) in [(1, 1), (9, 33), (70, 65), (17, 200)] {
+            let mut out = vec![-1f32; m * n];
+            for_each_tile(&mut out, m, n, 1 << 20, |row, rows, p| {
+                let mut t = [[0f32; PANEL]; MR];
+                for (r, line) in t.iter_mut().take(rows).enumerate() {
+                    for (c, v) in line.iter_mut().enumerate() {
+                        *v = ((row + r) * 1000 + p * PANEL + c) as f32;
+                    }
+                }
+                t
+            });
+            for r in 0..m {
+                for c in 0..n {
+                    assert_eq!(out[r * n + c], (r * 1000 + c) as f32);
+                }
+            }
+        }
+    }
+}
