@@ -3,7 +3,10 @@
 
 use half::bf16;
 
+use rayon::prelude::*;
+
 use super::{bf16_supported, for_each_tile, Panels, MR, PANEL};
+use crate::layers::kernels::with_simd;
 
 /// Input values per packed group (one `u32` of two bf16).
 const GROUP: usize = 2;
@@ -55,11 +58,7 @@ impl Bf16Weight {
     /// `x Wᵀ` for `m` rows of `x` (`[m, k]`, row-major): `[m, n]`.
     pub fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
         let (n, k, groups) = (self.panels.n, self.panels.k, self.panels.groups);
-        let activations: Vec<u32> = x
-            .chunks_exact(k.max(1))
-            .take(m)
-            .flat_map(|row| (0..groups).map(move |g| pair_of(row, g)))
-            .collect();
+        let activations = rows_to_pairs(x, m, k, groups);
         let fast = bf16_supported();
         let mut out = vec![0f32; m * n];
         for_each_tile(&mut out, m, n, k, |first_row, rows, p| {
@@ -76,6 +75,46 @@ impl Bf16Weight {
         });
         out
     }
+}
+
+/// `m` rows of `x` rounded to bf16 and packed in pairs, `groups` per row (spread over
+/// the rayon pool for large inputs).
+fn rows_to_pairs(x: &[f32], m: usize, k: usize, groups: usize) -> Vec<u32> {
+    let mut out = vec![0u32; m * groups];
+    if k == 0 {
+        return out;
+    }
+    let rows_per_task = crate::layers::kernels::rows_per_task(k);
+    out.par_chunks_mut(groups * rows_per_task)
+        .zip(x.par_chunks(k * rows_per_task))
+        .for_each(|(out, x)| round_rows(x, k, groups, out));
+    out
+}
+
+with_simd! {
+    fn round_rows(x: &[f32], k: usize, groups: usize, out: &mut [u32]) {
+        for (row, pairs) in x.chunks_exact(k).zip(out.chunks_exact_mut(groups)) {
+            let (whole, tail) = row.split_at(k - k % GROUP);
+            for (pair, v) in pairs.iter_mut().zip(whole.chunks_exact(GROUP)) {
+                *pair = round_bits(v[0]) | (round_bits(v[1]) << 16);
+            }
+            if let (Some(last), Some(v)) = (pairs.last_mut(), tail.first()) {
+                *last = round_bits(*v);
+            }
+        }
+    }
+}
+
+/// The bf16 bits of `v` (round to nearest, ties to even) in the low half, as
+/// `half::bf16::from_f32` computes them but in arithmetic that vectorises; NaNs stay
+/// quiet NaNs.
+#[inline(always)]
+fn round_bits(v: f32) -> u32 {
+    let bits = v.to_bits();
+    if v.is_nan() {
+        return (bits >> 16) | 0x40;
+    }
+    (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
 }
 
 fn unpair(code: u32) -> [f32; 2] {
@@ -209,6 +248,32 @@ mod tests {
                     let error = (tile[r][c] - got[r * n + c]).abs();
                     assert!(error <= 1e-5, "portable vs fast ({fast}): {error}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn activation_rounding_is_half_crates() {
+        let mut specials = vec![0.0, -0.0, 1.0, f32::MAX, f32::MIN_POSITIVE, f32::INFINITY];
+        specials.extend([f32::NEG_INFINITY, f32::NAN, 1.0039062, 1.0117188, -3.3e-39]);
+        let x: Vec<f32> = values(999, 4)
+            .into_iter()
+            .map(|v| v * 1e3)
+            .chain(specials)
+            .collect();
+        let k = x.len();
+        let pairs = rows_to_pairs(&x, 1, k, k.div_ceil(GROUP));
+        let got: Vec<u16> = pairs
+            .iter()
+            .flat_map(|p| [*p as u16, (*p >> 16) as u16])
+            .take(k)
+            .collect();
+        for (v, bits) in x.iter().zip(got) {
+            let want = bf16::from_f32(*v);
+            if v.is_nan() {
+                assert!(bf16::from_bits(bits).is_nan());
+            } else {
+                assert_eq!(bits, want.to_bits(), "{v}");
             }
         }
     }

@@ -5,17 +5,19 @@
 //! instruction set, so AVX512-VNNI, AVX2 and the portable loop give the same bits; the
 //! result is `(dot − zero point × Σ w) × row scale × channel scale`.
 
+use rayon::prelude::*;
+
 use super::{for_each_tile, vnni_supported, Panels, MR, PANEL};
-use crate::layers::kernels::SimdLevel;
+use crate::layers::kernels::{with_simd, SimdLevel};
 
 /// Input values per packed group (one `u32` of four codes).
 const GROUP: usize = 4;
 
 pub struct Int8Weight {
     pub(super) panels: Panels,
-    /// One scale per output channel: `w ≈ code × scale`.
+    /// One scale per output channel (`w ≈ code × scale`), zero-padded to whole panels.
     scales: Vec<f32>,
-    /// Each channel's sum of codes, for the activations' zero points.
+    /// Each channel's sum of codes, for the activations' zero points; padded alike.
     code_sums: Vec<i32>,
 }
 
@@ -31,29 +33,45 @@ fn quantize_channel(values: &[f32], codes: &mut [i8]) -> f32 {
 
 /// A row's codes in [0, 255] with `x ≈ scale × (code − zero point)`; the range always
 /// holds 0, so zero padding is exact. Returns `(scale, zero point)`.
+#[inline(always)]
 fn quantize_row(values: &[f32], codes: &mut [u8]) -> (f32, i32) {
-    let (lo, hi) = values
-        .iter()
-        .fold((0f32, 0f32), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+    // Sixteen running extremes, so the loop vectorises without reordering a reduction.
+    const LANES: usize = 16;
+    let (mut low, mut high) = ([0f32; LANES], [0f32; LANES]);
+    let mut chunks = values.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        for ((lo, hi), &v) in low.iter_mut().zip(high.iter_mut()).zip(chunk) {
+            *lo = if v < *lo { v } else { *lo };
+            *hi = if v > *hi { v } else { *hi };
+        }
+    }
+    let (mut lo, mut hi) = (0f32, 0f32);
+    for &v in low.iter().chain(&high).chain(chunks.remainder()) {
+        lo = if v < lo { v } else { lo };
+        hi = if v > hi { v } else { hi };
+    }
     if hi <= lo {
         codes.fill(0);
         return (0.0, 0);
     }
     let scale = (hi - lo) / 255.0;
     let inverse = 255.0 / (hi - lo);
-    let zero = (-lo * inverse).round().clamp(0.0, 255.0);
+    let zero = (-lo * inverse).round_ties_even().clamp(0.0, 255.0);
     for (code, v) in codes.iter_mut().zip(values) {
-        *code = (v * inverse + zero).round().clamp(0.0, 255.0) as u8;
+        // Adding 1.5 × 2^23 rounds to the nearest integer (ties to even) and leaves it
+        // in the low mantissa bits: a float-to-byte conversion that vectorises.
+        const ROUND: f32 = 12_582_912.0;
+        *code = ((v * inverse + zero).clamp(0.0, 255.0) + ROUND).to_bits() as u8;
     }
     (scale, zero as i32)
 }
 
-/// Four bytes of `codes` (`pad` past the slice's end) as one little-endian `u32`.
-fn group_of<T: Copy>(codes: &[T], g: usize, pad: u8, byte: impl Fn(T) -> u8) -> u32 {
-    let mut bytes = [pad; GROUP];
+/// Four weight codes (zero past the slice's end) as one little-endian `u32`.
+fn group_of(codes: &[i8], g: usize) -> u32 {
+    let mut bytes = [0u8; GROUP];
     for (j, b) in bytes.iter_mut().enumerate() {
         if let Some(code) = codes.get(g * GROUP + j) {
-            *b = byte(*code);
+            *b = *code as u8;
         }
     }
     u32::from_le_bytes(bytes)
@@ -78,10 +96,18 @@ impl Int8Weight {
     fn from_codes(codes: &[i8], scales: Vec<f32>, n: usize, k: usize) -> Self {
         let groups = k.div_ceil(GROUP);
         let row = |c: usize| &codes[c * k..(c + 1) * k];
-        let panels = Panels::build(n, k, groups, |c, g| group_of(row(c), g, 0, |q| q as u8));
+        let panels = Panels::build(n, k, groups, |c, g| group_of(row(c), g));
         let code_sums = (0..n)
             .map(|c| row(c).iter().map(|&q| i32::from(q)).sum())
             .collect();
+        Self::padded(panels, scales, code_sums)
+    }
+
+    /// Pads the per-channel values to whole panels.
+    fn padded(panels: Panels, mut scales: Vec<f32>, mut code_sums: Vec<i32>) -> Self {
+        let width = panels.n.div_ceil(PANEL) * PANEL;
+        scales.resize(width, 0.0);
+        code_sums.resize(width, 0);
         Int8Weight {
             panels,
             scales,
@@ -100,11 +126,21 @@ impl Int8Weight {
 
     pub fn stack(parts: &[&Int8Weight]) -> candle_core::Result<Self> {
         let panels: Vec<&Panels> = parts.iter().map(|p| &p.panels).collect();
-        Ok(Int8Weight {
-            panels: Panels::stack(&panels)?,
-            scales: parts.iter().flat_map(|p| p.scales.clone()).collect(),
-            code_sums: parts.iter().flat_map(|p| p.code_sums.clone()).collect(),
-        })
+        let per_channel = |values: fn(&Int8Weight) -> &[f32]| -> Vec<f32> {
+            parts
+                .iter()
+                .flat_map(|p| values(p)[..p.panels.n].to_vec())
+                .collect()
+        };
+        let code_sums = parts
+            .iter()
+            .flat_map(|p| p.code_sums[..p.panels.n].to_vec())
+            .collect();
+        Ok(Self::padded(
+            Panels::stack(&panels)?,
+            per_channel(|p| &p.scales),
+            code_sums,
+        ))
     }
 
     /// The dequantized weight `[n, k]`.
@@ -128,16 +164,13 @@ impl Int8Weight {
         for_each_tile(&mut out, m, n, k, |first_row, count, p| {
             let a = &activations[first_row * groups..(first_row + count) * groups];
             let dots = kernel.tile(a, count, groups, self.panels.panel(p));
-            let mut values = [[0f32; PANEL]; MR];
-            for (r, (line, dots)) in values.iter_mut().zip(&dots).take(count).enumerate() {
-                let (row_scale, zero) = rows[first_row + r];
-                for (c, (v, dot)) in line.iter_mut().zip(dots).enumerate() {
-                    let channel = (p * PANEL + c).min(n - 1);
-                    let exact = dot - zero * self.code_sums[channel];
-                    *v = exact as f32 * row_scale * self.scales[channel];
-                }
-            }
-            values
+            let channels = p * PANEL..(p + 1) * PANEL;
+            scale_tile(
+                &dots,
+                &rows[first_row..first_row + count],
+                &self.code_sums[channels.clone()],
+                &self.scales[channels],
+            )
         });
         out
     }
@@ -153,18 +186,50 @@ fn quantize_activations(
 ) -> (Vec<u32>, Vec<(f32, i32)>) {
     let mut activations = vec![0u32; m * groups];
     let mut rows = vec![(0f32, 0i32); m];
-    let mut codes = vec![0u8; k];
-    for ((row, packed), quantized) in x
-        .chunks_exact(k.max(1))
-        .zip(activations.chunks_exact_mut(groups.max(1)))
-        .zip(rows.iter_mut())
-    {
-        *quantized = quantize_row(row, &mut codes);
-        for (g, slot) in packed.iter_mut().enumerate() {
-            *slot = group_of(&codes, g, 0, |q| q);
+    if k == 0 {
+        return (activations, rows);
+    }
+    // Spread over the rayon pool for large inputs.
+    let per_task = crate::layers::kernels::rows_per_task(k);
+    activations
+        .par_chunks_mut(groups * per_task)
+        .zip(rows.par_chunks_mut(per_task))
+        .zip(x.par_chunks(k * per_task))
+        .for_each(|((packed, rows), x)| quantize_rows(x, k, groups, packed, rows));
+    (activations, rows)
+}
+
+with_simd! {
+    fn quantize_rows(x: &[f32], k: usize, groups: usize, packed: &mut [u32], rows: &mut [(f32, i32)]) {
+        for ((row, packed), quantized) in x
+            .chunks_exact(k)
+            .zip(packed.chunks_exact_mut(groups))
+            .zip(rows.iter_mut())
+        {
+            // The row's bytes, in the little-endian order the groups hold them; those
+            // past `k` stay zero.
+            let bytes: &mut [u8] = bytemuck::cast_slice_mut(packed);
+            *quantized = quantize_row(row, &mut bytes[..k]);
         }
     }
-    (activations, rows)
+}
+
+with_simd! {
+    /// `(dot − zero point × Σ w) × row scale × channel scale` of a tile's exact dots.
+    fn scale_tile(
+        dots: &[[i32; PANEL]; MR],
+        rows: &[(f32, i32)],
+        code_sums: &[i32],
+        scales: &[f32],
+    ) -> [[f32; PANEL]; MR] {
+        let mut out = [[0f32; PANEL]; MR];
+        for ((line, dots), &(row_scale, zero)) in out.iter_mut().zip(dots).zip(rows) {
+            for (((v, dot), sum), scale) in line.iter_mut().zip(dots).zip(code_sums).zip(scales) {
+                *v = (dot - zero * sum) as f32 * row_scale * scale;
+            }
+        }
+        out
+    }
 }
 
 /// The instructions the integer dot products run on.
