@@ -13,8 +13,14 @@ need() {
     }
 }
 
-need cargo "Install Rust (https://rustup.rs), version 1.85 or newer."
+need cargo "Install Rust (https://rustup.rs), version 1.89 or newer (its AVX-512 intrinsics)."
 need python3 "Install Python 3.9 or newer with the venv module."
+
+rust_minor="$(rustc --version | sed -E 's/^rustc 1\.([0-9]+).*/\1/')"
+if [ "${rust_minor:-0}" -lt 89 ] 2>/dev/null; then
+    echo "error: Rust 1.89 or newer is required (found $(rustc --version)); run 'rustup update'" >&2
+    exit 1
+fi
 
 python3 - <<'PY' || { echo "error: Python 3.9 or newer is required" >&2; exit 1; }
 import sys

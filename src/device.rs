@@ -252,3 +252,57 @@ impl std::fmt::Display for DType {
 serde_as_str!(Device);
 serde_as_str!(DType);
 serde_as_str!(Quantize);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_precisions() {
+        let cpu = candle_core::Device::Cpu;
+        let f32 = candle_core::DType::F32;
+        assert_eq!(
+            precision(DType::F32, None, &cpu).unwrap(),
+            (f32, WeightFormat::F32)
+        );
+        // int8 keeps f32 activations, whatever `auto` would pick.
+        for dtype in [DType::F32, DType::Auto] {
+            assert_eq!(
+                precision(dtype, Some(Quantize::Int8), &cpu).unwrap(),
+                (f32, WeightFormat::Int8)
+            );
+        }
+        for dtype in [DType::F16, DType::BF16] {
+            assert!(matches!(
+                precision(dtype, Some(Quantize::Int8), &cpu),
+                Err(TesseraError::Config(_))
+            ));
+        }
+        assert!(matches!(
+            precision(DType::F16, None, &cpu),
+            Err(TesseraError::Device(m)) if m.contains("CUDA")
+        ));
+        let bf16 = precision(DType::BF16, None, &cpu);
+        let auto = precision(DType::Auto, None, &cpu).unwrap();
+        if bf16_supported() {
+            assert_eq!(bf16.unwrap(), (f32, WeightFormat::Bf16));
+            assert_eq!(auto, (f32, WeightFormat::Bf16));
+        } else {
+            assert!(matches!(bf16, Err(TesseraError::Device(m)) if m.contains("AVX512_BF16")));
+            assert_eq!(auto, (f32, WeightFormat::F32));
+        }
+    }
+
+    #[test]
+    fn names_parse_and_print_back() {
+        for dtype in [DType::F32, DType::F16, DType::BF16, DType::Auto] {
+            assert_eq!(DType::parse(dtype.as_str()).unwrap(), dtype);
+        }
+        assert_eq!(Quantize::parse(" INT8 ").unwrap(), Quantize::Int8);
+        assert!(matches!(
+            Quantize::parse("int4"),
+            Err(TesseraError::Config(_))
+        ));
+        assert!(matches!(DType::parse("f8"), Err(TesseraError::Config(_))));
+    }
+}

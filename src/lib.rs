@@ -28,7 +28,7 @@ pub mod vision;
 #[cfg(feature = "python")]
 pub mod bindings;
 
-pub use device::{DType, Device};
+pub use device::{DType, Device, Quantize};
 pub use error::{Result, TesseraError};
 pub use matrix::Matrix;
 pub use paradigms::common::EncodeOptions;

@@ -243,7 +243,11 @@ fn bit(row: &[u8], c: usize) -> bool {
 
 fn int4(row: &[u8], c: usize) -> i8 {
     let byte = row[c / 2];
-    let nibble = if c % 2 == 0 { byte >> 4 } else { byte & 0x0f };
+    let nibble = if c.is_multiple_of(2) {
+        byte >> 4
+    } else {
+        byte & 0x0f
+    };
     nibble as i8 - 8
 }
 

@@ -519,23 +519,36 @@ fn quantized_matrices_of_different_dimensions_do_not_compare() {
 }
 
 #[test]
-fn half_precision_stays_close_to_float32() {
+fn reduced_precision_stays_close_to_float32() {
     for case in Case::all("multivector") {
         let full = load(&case);
-        let half = MultiVectorEmbedder::builder()
-            .model(case.model_dir().to_string_lossy())
-            .dtype(tessera::DType::F16)
-            .build()
-            .unwrap();
-        let texts = case.texts("texts");
-        for is_query in [true, false] {
-            let a = encode(&full, &texts, is_query);
-            let b = encode(&half, &texts, is_query);
-            for (x, y) in a.iter().zip(&b) {
-                assert_eq!(x.rows, y.rows);
-                for (u, v) in x.iter_rows().zip(y.iter_rows()) {
-                    let cosine: f32 = u.iter().zip(v).map(|(p, q)| p * q).sum();
-                    assert!(cosine >= 0.995, "{} f16 row cosine {cosine}", case.name());
+        let builder = MultiVectorEmbedder::builder().model(case.model_dir().to_string_lossy());
+        let mut reduced = vec![(
+            "int8",
+            builder
+                .clone()
+                .quantize(tessera::Quantize::Int8)
+                .build()
+                .unwrap(),
+        )];
+        if tessera::layers::lowp::bf16_supported() {
+            reduced.push(("bf16", builder.dtype(tessera::DType::BF16).build().unwrap()));
+        }
+        for (label, half) in reduced {
+            let texts = case.texts("texts");
+            for is_query in [true, false] {
+                let a = encode(&full, &texts, is_query);
+                let b = encode(&half, &texts, is_query);
+                for (x, y) in a.iter().zip(&b) {
+                    assert_eq!(x.rows, y.rows);
+                    for (u, v) in x.iter_rows().zip(y.iter_rows()) {
+                        let cosine: f32 = u.iter().zip(v).map(|(p, q)| p * q).sum();
+                        assert!(
+                            cosine >= 0.995,
+                            "{} {label} row cosine {cosine}",
+                            case.name()
+                        );
+                    }
                 }
             }
         }

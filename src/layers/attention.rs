@@ -182,7 +182,7 @@ with_simd! {
             // No visible keys: a zero context, as the empty softmax gives (`out` is zeroed).
             return;
         }
-        if d % LANES != 0 {
+        if !d.is_multiple_of(LANES) {
             for head in 0..shape.heads {
                 attend_head_plain(rows, keys, head, shape, mask, out);
             }

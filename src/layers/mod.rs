@@ -466,7 +466,7 @@ impl Embedding {
 
 /// Checks a config's head split before any tensor is built.
 pub fn check_heads(hidden: usize, heads: usize) -> Result<usize> {
-    if heads == 0 || hidden % heads != 0 {
+    if heads == 0 || !hidden.is_multiple_of(heads) {
         return Err(TesseraError::Config(format!(
             "hidden size {hidden} is not a multiple of the {heads} attention heads"
         )));

@@ -93,7 +93,7 @@ impl Config {
                 "{heads} attention heads are not a multiple of the {kv_heads} key / value heads"
             )));
         }
-        if self.head_dim == 0 || self.head_dim % 2 != 0 {
+        if self.head_dim == 0 || !self.head_dim.is_multiple_of(2) {
             return Err(TesseraError::Config(format!(
                 "head_dim {} must be even for rotary positions",
                 self.head_dim
@@ -128,7 +128,7 @@ impl Config {
     fn sliding(&self, i: usize) -> bool {
         match &self.layer_types {
             Some(types) => types[i] == "sliding_attention",
-            None => (i + 1) % self.sliding_window_pattern.max(1) != 0,
+            None => !(i + 1).is_multiple_of(self.sliding_window_pattern.max(1)),
         }
     }
 }

@@ -89,7 +89,7 @@ impl Layer {
             mlp_norm: Norm::layer_norm(vb.pp("mlp_norm"), h, eps, cfg.norm_bias)?,
             wi: Linear::load(mlp.pp("Wi"), h, 2 * i, cfg.mlp_bias)?,
             mlp_out: Linear::load(mlp.pp("Wo"), i, h, cfg.mlp_bias)?,
-            global: index % cfg.global_attn_every_n_layers.max(1) == 0,
+            global: index.is_multiple_of(cfg.global_attn_every_n_layers.max(1)),
         })
     }
 }

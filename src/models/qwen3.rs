@@ -71,7 +71,7 @@ impl Config {
         }
         let head_dim = match self.head_dim {
             Some(d) => d,
-            None if self.hidden_size % heads == 0 => self.hidden_size / heads,
+            None if self.hidden_size.is_multiple_of(heads) => self.hidden_size / heads,
             None => {
                 return Err(TesseraError::Config(format!(
                     "hidden size {} is not a multiple of the {heads} attention heads",

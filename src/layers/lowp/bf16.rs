@@ -59,19 +59,10 @@ impl Bf16Weight {
     pub fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
         let (n, k, groups) = (self.panels.n, self.panels.k, self.panels.groups);
         let activations = rows_to_pairs(x, m, k, groups);
-        let fast = bf16_supported();
         let mut out = vec![0f32; m * n];
         for_each_tile(&mut out, m, n, k, |first_row, rows, p| {
             let a = &activations[first_row * groups..(first_row + rows) * groups];
-            let panel = self.panels.panel(p);
-            #[cfg(target_arch = "x86_64")]
-            if fast {
-                // SAFETY: the CPU has AVX512-BF16 (checked above); the slices hold the
-                // `rows × groups` and `groups × PANEL` values read.
-                return unsafe { x86::tile(a, rows, groups, panel) };
-            }
-            let _ = fast;
-            portable_tile(a, rows, groups, panel)
+            tile(a, rows, groups, self.panels.panel(p))
         });
         out
     }
@@ -122,6 +113,18 @@ fn unpair(code: u32) -> [f32; 2] {
         bf16::from_bits(code as u16).to_f32(),
         bf16::from_bits((code >> 16) as u16).to_f32(),
     ]
+}
+
+/// The products of `rows` activation rows with a panel, with `vdpbf16ps` where the CPU
+/// has it.
+fn tile(a: &[u32], rows: usize, groups: usize, panel: &[u32]) -> [[f32; PANEL]; MR] {
+    #[cfg(target_arch = "x86_64")]
+    if bf16_supported() {
+        // SAFETY: the CPU has AVX512-BF16; the slices hold the `rows × groups` and
+        // `groups × PANEL` values read.
+        return unsafe { x86::tile(a, rows, groups, panel) };
+    }
+    portable_tile(a, rows, groups, panel)
 }
 
 /// The same products in f32 arithmetic, for CPUs without AVX512-BF16.

@@ -460,11 +460,11 @@ mod tests {
                     for p in 0..n.div_ceil(PANEL) {
                         let dots =
                             kernel.tile(&a[first * groups..], count, groups, w.panels.panel(p));
-                        for r in 0..count {
-                            for c in 0..PANEL.min(n - p * PANEL) {
+                        for (r, line) in dots.iter().enumerate().take(count) {
+                            let zero = rows[first + r].1;
+                            for (c, dot) in line.iter().enumerate().take(PANEL.min(n - p * PANEL)) {
                                 let channel = p * PANEL + c;
-                                let zero = rows[first + r].1;
-                                let got = dots[r][c] - zero * w.code_sums[channel];
+                                let got = dot - zero * w.code_sums[channel];
                                 assert_eq!(
                                     i64::from(got),
                                     want[(first + r) * n + channel],
