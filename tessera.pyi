@@ -53,6 +53,8 @@ from tessera.exceptions import (
     UnsupportedDimensionError as UnsupportedDimensionError,
 )
 from tessera.muvera import Muvera as Muvera
+from tessera.precision import PrecisionReport as PrecisionReport
+from tessera.precision import check_precision as check_precision
 
 __version__: str
 
@@ -69,6 +71,7 @@ __all__ = [
     "ModelNotFoundError",
     "Muvera",
     "OutOfMemoryError",
+    "PrecisionReport",
     "QuantizationConfig",
     "QuantizationError",
     "QuantizedEmbeddings",
@@ -95,6 +98,7 @@ __all__ = [
     "VisionEmbedding",
     "__version__",
     "available_devices",
+    "check_precision",
     "list_models",
     "pool_embeddings",
     "quantize",

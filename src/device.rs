@@ -188,7 +188,7 @@ pub fn precision(
         }
         if !matches!(dtype, DType::F32 | DType::Auto) {
             return Err(TesseraError::Config(format!(
-                "quantize='int8' keeps activations in f32 and cannot be combined with                  dtype='{dtype}': leave dtype at 'f32'"
+                "quantize='int8' keeps activations in f32 and cannot be combined with dtype='{dtype}': leave dtype at 'f32'"
             )));
         }
         return Ok((C::F32, WeightFormat::Int8));
@@ -203,7 +203,7 @@ pub fn precision(
             DType::Auto if bf16_supported() => Ok((C::F32, WeightFormat::Bf16)),
             DType::Auto => Ok((C::F32, WeightFormat::F32)),
             DType::F16 => Err(TesseraError::Device(
-                "dtype 'f16' runs on CUDA and Metal; on the CPU use dtype='bf16' (with                  AVX512_BF16), quantize='int8' or the default 'f32'"
+                "dtype 'f16' runs on CUDA and Metal; on the CPU use dtype='bf16' (with AVX512_BF16), quantize='int8' or the default 'f32'"
                     .to_string(),
             )),
         };

@@ -54,6 +54,7 @@ from tessera.exceptions import (
     UnsupportedDimensionError,
 )
 from tessera.muvera import Muvera
+from tessera.precision import PrecisionReport, check_precision
 
 __all__ = [
     "ConfigError",
@@ -68,6 +69,7 @@ __all__ = [
     "ModelNotFoundError",
     "Muvera",
     "OutOfMemoryError",
+    "PrecisionReport",
     "QuantizationConfig",
     "QuantizationError",
     "QuantizedEmbeddings",
@@ -94,6 +96,7 @@ __all__ = [
     "VisionEmbedding",
     "__version__",
     "available_devices",
+    "check_precision",
     "list_models",
     "pool_embeddings",
     "quantize",
