@@ -191,7 +191,13 @@ def check_precision(
             options["dtype"] = dtype
         if quantize is not None:
             options["quantize"] = quantize
-        loaded: Any = tessera.Tessera(model, **options)
+        try:
+            loaded: Any = tessera.Tessera(model, **options)
+        except TypeError as error:
+            # Only the text encoders take quantize=.
+            raise ConfigError(
+                f"check_precision compares text models (dense, sparse, multi-vector): {error}"
+            ) from error
         model = loaded
     elif dtype is not None or quantize is not None:
         raise ConfigError(

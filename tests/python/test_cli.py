@@ -210,3 +210,22 @@ def test_console_entry_points(tmp_path: Path) -> None:
         [sys.executable, "-m", "tessera", "info", "bge-smal"], capture_output=True, text=True
     )
     assert failed.returncode == 1 and failed.stderr.count("\n") == 1
+
+
+def test_precision_reports_what_check_precision_measures(
+    txt: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["precision", str(SPLADE), "--texts", str(txt), "--precision", "int8", "--json"]
+    assert main(args) == 0
+    (report,) = json.loads(capsys.readouterr().out)
+    texts = [t for t in TEXTS if t.strip()]
+    want = tessera.check_precision(tessera.TesseraSparse(SPLADE, quantize="int8"), texts)
+    assert report == want.to_dict()
+    assert report["precision"] == "int8" and report["term_agreement"] >= 0.9
+    # Plain text, both precisions by default (bf16 reported as missing where it is).
+    assert main(["precision", str(DENSE)]) == 0
+    captured = capsys.readouterr()
+    assert "int8 against f32, 40 texts" in captured.out
+    assert "bf16 against f32" in captured.out or "bf16: not available" in captured.err
+    assert main(["precision", str(BOLT)]) == 1
+    assert "text models" in capsys.readouterr().err
