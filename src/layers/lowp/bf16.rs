@@ -5,7 +5,7 @@ use half::bf16;
 
 use rayon::prelude::*;
 
-use super::{bf16_supported, for_each_tile, Panels, MR, PANEL};
+use super::{bf16_supported, for_each_tile, interleave_row_blocks, Panels, MR, PANEL};
 use crate::layers::kernels::with_simd;
 
 /// Input values per packed group (one `u32` of two bf16).
@@ -58,13 +58,11 @@ impl Bf16Weight {
     /// `x Wᵀ` for `m` rows of `x` (`[m, k]`, row-major): `[m, n]`.
     pub fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
         let (n, k, groups) = (self.panels.n, self.panels.k, self.panels.groups);
-        let activations = rows_to_pairs(x, m, k, groups);
-        let mut out = vec![0f32; m * n];
-        for_each_tile(&mut out, m, n, k, |first_row, rows, p| {
+        let activations = interleave_row_blocks(&rows_to_pairs(x, m, k, groups), m, groups);
+        for_each_tile(m, n, k, |first_row, rows, p| {
             let a = &activations[first_row * groups..(first_row + rows) * groups];
             tile(a, rows, groups, self.panels.panel(p))
-        });
-        out
+        })
     }
 }
 
@@ -132,7 +130,7 @@ fn portable_tile(a: &[u32], rows: usize, groups: usize, panel: &[u32]) -> [[f32;
     let mut out = [[0f32; PANEL]; MR];
     for (r, line) in out.iter_mut().take(rows).enumerate() {
         for g in 0..groups {
-            let [x0, x1] = unpair(a[r * groups + g]);
+            let [x0, x1] = unpair(a[g * rows + r]);
             for (acc, w) in line.iter_mut().zip(&panel[g * PANEL..(g + 1) * PANEL]) {
                 let [w0, w1] = unpair(*w);
                 *acc += x0 * w0 + x1 * w1;
@@ -178,8 +176,7 @@ mod x86 {
             let b1: __m512bh =
                 std::mem::transmute(_mm512_loadu_si512(b.add(g * PANEL + 16).cast()));
             for (r, acc) in acc.iter_mut().enumerate() {
-                let x: __m512bh =
-                    std::mem::transmute(_mm512_set1_epi32(*a.add(r * groups + g) as i32));
+                let x: __m512bh = std::mem::transmute(_mm512_set1_epi32(*a.add(g * R + r) as i32));
                 acc[0] = _mm512_dpbf16_ps(acc[0], x, b0);
                 acc[1] = _mm512_dpbf16_ps(acc[1], x, b1);
             }
@@ -241,10 +238,11 @@ mod tests {
             let fast = bf16_supported();
             // The portable tile computes the same products.
             let groups = k.div_ceil(GROUP);
-            let a: Vec<u32> = x
+            let a = x
                 .chunks_exact(k)
                 .flat_map(|row| (0..groups).map(move |g| pair_of(row, g)))
-                .collect();
+                .collect::<Vec<u32>>();
+            let a = interleave_row_blocks(&a, m, groups);
             let tile = portable_tile(&a, m.min(MR), groups, w.panels.panel(0));
             for r in 0..m.min(MR) {
                 for c in 0..n.min(PANEL) {

@@ -278,47 +278,76 @@ impl Panels {
     }
 }
 
+/// Reorders row-major activation groups (`m` rows of `groups`) so that each block of
+/// [`MR`] rows is group-major: the rows a microkernel broadcasts at one step sit side
+/// by side. A block of `rows` rows from `first` keeps its range `first * groups ..
+/// (first + rows) * groups`, with row `r`'s group `g` at `g * rows + r` within it.
+pub(crate) fn interleave_row_blocks(data: &[u32], m: usize, groups: usize) -> Vec<u32> {
+    let mut out = vec![0u32; data.len()];
+    for first in (0..m).step_by(MR) {
+        let rows = MR.min(m - first);
+        let block = &data[first * groups..(first + rows) * groups];
+        let target = &mut out[first * groups..(first + rows) * groups];
+        for (r, row) in block.chunks_exact(groups.max(1)).enumerate() {
+            for (g, value) in row.iter().enumerate() {
+                target[g * rows + r] = *value;
+            }
+        }
+    }
+    out
+}
+
 /// Runs `tile(first_row, rows, panel)` for every block of up to [`MR`] rows and every
-/// panel of an `m × n` product, writing the returned `[rows][PANEL]` values into `out`
-/// (`m × n`, row-major). Large products are split over the rayon pool into blocks of
+/// panel of an `m × n` product and returns the `[rows][PANEL]` values it gives as one
+/// `m × n` row-major matrix (written once each, never zero-filled first). Large products are split over the rayon pool into blocks of
 /// rows × runs of panels; every output value is computed by one call whatever the
 /// split, so the result does not depend on the thread count.
 pub(crate) fn for_each_tile(
-    out: &mut [f32],
     m: usize,
     n: usize,
     k: usize,
     tile: impl Fn(usize, usize, usize) -> [[f32; PANEL]; MR] + Sync,
-) {
+) -> Vec<f32> {
+    let mut out = Vec::with_capacity(m * n);
     let panels = n.div_ceil(PANEL);
     let row_blocks = m.div_ceil(MR);
-    if panels == 0 || row_blocks == 0 {
-        return;
-    }
+    let writer = OutputRows {
+        ptr: out.spare_capacity_mut().as_mut_ptr().cast::<f32>(),
+    };
     let threads = rayon::current_num_threads();
     if threads == 1 || m * n * k < PARALLEL_MIN_MACS {
-        let writer = OutputRows {
-            ptr: out.as_mut_ptr(),
-        };
         run_tiles(&writer, m, n, 0..row_blocks, 0..panels, &tile);
-        return;
+    } else {
+        run_tiles_in_parallel(&writer, m, n, row_blocks, panels, threads, &tile);
     }
+    // SAFETY: the row blocks and panels cover the `m × n` matrix, each element written
+    // once above (a panic in a tile leaves the length at 0).
+    unsafe { out.set_len(m * n) };
+    out
+}
+
+fn run_tiles_in_parallel(
+    writer: &OutputRows,
+    m: usize,
+    n: usize,
+    row_blocks: usize,
+    panels: usize,
+    threads: usize,
+    tile: &(impl Fn(usize, usize, usize) -> [[f32; PANEL]; MR] + Sync),
+) {
     // Row blocks of 64 rows keep a task's activations in L2; enough panel runs make
     // at least two tasks per thread.
     let blocks_per_task = 8;
     let row_tasks = row_blocks.div_ceil(blocks_per_task);
     let panel_tasks = (2 * threads).div_ceil(row_tasks).clamp(1, panels);
     let panels_per_task = panels.div_ceil(panel_tasks);
-    let writer = OutputRows {
-        ptr: out.as_mut_ptr(),
-    };
     (0..row_tasks * panel_tasks)
         .into_par_iter()
         .for_each(|task| {
             let (rt, pt) = (task / panel_tasks, task % panel_tasks);
             let blocks = rt * blocks_per_task..((rt + 1) * blocks_per_task).min(row_blocks);
             let runs = pt * panels_per_task..((pt + 1) * panels_per_task).min(panels);
-            run_tiles(&writer, m, n, blocks, runs, &tile);
+            run_tiles(writer, m, n, blocks, runs, tile);
         });
 }
 
@@ -382,8 +411,7 @@ mod tests {
     #[test]
     fn tiles_cover_the_output_once() {
         for (m, n) in [(1, 1), (9, 33), (70, 65), (17, 200)] {
-            let mut out = vec![-1f32; m * n];
-            for_each_tile(&mut out, m, n, 1 << 20, |row, rows, p| {
+            let out = for_each_tile(m, n, 1 << 20, |row, rows, p| {
                 let mut t = [[0f32; PANEL]; MR];
                 for (r, line) in t.iter_mut().take(rows).enumerate() {
                     for (c, v) in line.iter_mut().enumerate() {
