@@ -218,29 +218,9 @@ def main() -> None:
         print(json.dumps(run_one(Path(model), int(threads), texts, sentences)))
         return
     models = {"all-MiniLM-L6-v2": MINILM, "BERT-base shape": build_bert_base(BERT_BASE)}
-    results = []
-    for name, model_dir in models.items():
+    for model_dir in models.values():
         export_onnx(model_dir)
-        for threads in (1, 2):
-            child = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--child",
-                    f"{model_dir}:{threads}",
-                    "--texts",
-                    str(texts),
-                    "--sentences",
-                    str(sentences),
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-                env={**os.environ, "RAYON_NUM_THREADS": str(threads)},
-            )
-            result = json.loads(child.stdout.strip().splitlines()[-1])
-            result["model"] = name
-            results.append(result)
+    results = run_children(__file__, models, texts, sentences)
     print(
         "| model | threads | one text p50 / p99, Tessera | ORT | p50 ORT / Tessera "
         "| batch 32 /s, Tessera | ORT | ratio | min cos |"
@@ -259,6 +239,36 @@ def main() -> None:
     if args.json:
         report = {"environment": common.environment(), "results": results}
         args.json.write_text(json.dumps(report, indent=2))
+
+
+def run_children(
+    script: str, models: dict[str, Path], texts: int, sentences: int
+) -> list[dict[str, Any]]:
+    """Runs ``script --child MODEL:THREADS`` for every model at 1 and 2 threads, each in
+    a fresh process (thread pools are sized at start), and collects their JSON lines."""
+    results = []
+    for name, model_dir in models.items():
+        for threads in (1, 2):
+            child = subprocess.run(
+                [
+                    sys.executable,
+                    script,
+                    "--child",
+                    f"{model_dir}:{threads}",
+                    "--texts",
+                    str(texts),
+                    "--sentences",
+                    str(sentences),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+                env={**os.environ, "RAYON_NUM_THREADS": str(threads)},
+            )
+            result = json.loads(child.stdout.strip().splitlines()[-1])
+            result["model"] = name
+            results.append(result)
+    return results
 
 
 def argparse_hidden() -> str:

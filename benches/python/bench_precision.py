@@ -20,9 +20,6 @@ Reported, at 1 and 2 threads (each in its own process):
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -146,29 +143,9 @@ def main() -> None:
         "all-MiniLM-L6-v2": bench_latency.MINILM,
         "BERT-base shape": bench_latency.build_bert_base(bench_latency.BERT_BASE),
     }
-    results = []
-    for name, model_dir in models.items():
+    for model_dir in models.values():
         quantized_onnx(model_dir)
-        for threads in (1, 2):
-            child = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--child",
-                    f"{model_dir}:{threads}",
-                    "--texts",
-                    str(texts),
-                    "--sentences",
-                    str(sentences),
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-                env={**os.environ, "RAYON_NUM_THREADS": str(threads)},
-            )
-            result = json.loads(child.stdout.strip().splitlines()[-1])
-            result["model"] = name
-            results.append(result)
+    results = bench_latency.run_children(__file__, models, texts, sentences)
     print(
         "| model | threads | variant | batch 32 /s | vs ORT int8 | vs Tessera f32 "
         "| one text p50 | min / mean cos to f32 |"

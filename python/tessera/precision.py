@@ -164,6 +164,44 @@ def _maxsim(
     return scores
 
 
+_Matrix = npt.NDArray[np.float64]
+
+
+def _unit(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    unit: npt.NDArray[np.float32] = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return unit
+
+
+def _gram(x: npt.NDArray[np.float32]) -> _Matrix:
+    x64 = x.astype(np.float64)
+    return x64 @ x64.T
+
+
+def _term_overlap(ref: npt.NDArray[np.float32], red: npt.NDArray[np.float32], terms: int) -> float:
+    """Mean share of each text's top ``terms`` vocabulary terms that the reduced model keeps."""
+    kept = []
+    for a, b in zip(ref, red):
+        count = min(terms, int(np.count_nonzero(a)))
+        if count == 0:
+            continue
+        top_a = set(np.argsort(-a, kind="stable")[:count].tolist())
+        top_b = set(np.argsort(-b, kind="stable")[:count].tolist())
+        kept.append(len(top_a & top_b) / count)
+    return float(np.mean(kept)) if kept else 1.0
+
+
+def _compare_token_matrices(
+    reference: TesseraMultiVector, model: TesseraMultiVector, texts: list[str]
+) -> tuple[npt.NDArray[np.float64], _Matrix, _Matrix]:
+    """Per-token cosines (documents and queries) and both MaxSim matrices."""
+    ref_docs, red_docs = reference.encode_document(texts), model.encode_document(texts)
+    ref_queries, red_queries = reference.encode_query(texts), model.encode_query(texts)
+    cosines = np.concatenate(
+        [_cosines(a, b) for a, b in zip(ref_docs + ref_queries, red_docs + red_queries)]
+    )
+    return cosines, _maxsim(ref_queries, ref_docs), _maxsim(red_queries, red_docs)
+
+
 def check_precision(
     model: _TextModel | str,
     texts: Sequence[str] | None = None,
@@ -228,55 +266,21 @@ def check_precision(
     k = min(top_k, len(texts) - 1)
     name = str(settings.get("model", "?"))
 
+    term_agreement: float | None = None
     if isinstance(model, tessera.TesseraMultiVector) and isinstance(
         reference, tessera.TesseraMultiVector
     ):
-        ref_docs = reference.encode_document(texts)
-        red_docs = model.encode_document(texts)
-        ref_queries = reference.encode_query(texts)
-        red_queries = model.encode_query(texts)
-        cosines = np.concatenate(
-            [_cosines(a, b) for a, b in zip(ref_docs + ref_queries, red_docs + red_queries)]
-        )
-        agreement = (
-            _top_k_overlap(_maxsim(ref_queries, ref_docs), _maxsim(red_queries, red_docs), k)
-            if k >= 1
-            else None
-        )
-        return PrecisionReport(
-            name,
-            paradigm,
-            precision,
-            len(texts),
-            float(cosines.min()),
-            float(cosines.mean()),
-            k,
-            agreement,
-        )
-
-    ref = np.asarray(reference.encode(texts, output="array"), dtype=np.float32)
-    red = np.asarray(model.encode(texts, output="array"), dtype=np.float32)
-    cosines = _cosines(ref, red)
-    if isinstance(model, tessera.TesseraSparse):
-        scores_ref = ref.astype(np.float64) @ ref.astype(np.float64).T
-        scores_red = red.astype(np.float64) @ red.astype(np.float64).T
-        term_kept = []
-        for a, b in zip(ref, red):
-            wanted = np.flatnonzero(a)
-            n_terms = min(terms, wanted.size)
-            if n_terms == 0:
-                continue
-            top_a = set(np.argsort(-a, kind="stable")[:n_terms].tolist())
-            top_b = set(np.argsort(-b, kind="stable")[:n_terms].tolist())
-            term_kept.append(len(top_a & top_b) / n_terms)
-        term_agreement = float(np.mean(term_kept)) if term_kept else 1.0
+        cosines, scores_ref, scores_red = _compare_token_matrices(reference, model, texts)
     else:
-        unit_ref = ref / np.maximum(np.linalg.norm(ref, axis=1, keepdims=True), 1e-12)
-        unit_red = red / np.maximum(np.linalg.norm(red, axis=1, keepdims=True), 1e-12)
-        scores_ref = unit_ref.astype(np.float64) @ unit_ref.astype(np.float64).T
-        scores_red = unit_red.astype(np.float64) @ unit_red.astype(np.float64).T
-        term_agreement = None
-    agreement = _top_k_overlap(scores_ref, scores_red, k) if k >= 1 else None
+        ref = np.asarray(reference.encode(texts, output="array"), dtype=np.float32)
+        red = np.asarray(model.encode(texts, output="array"), dtype=np.float32)
+        cosines = _cosines(ref, red)
+        if isinstance(model, tessera.TesseraSparse):
+            # Dot products rank sparse vectors; their largest terms are what an index keeps.
+            scores_ref, scores_red = _gram(ref), _gram(red)
+            term_agreement = _term_overlap(ref, red, terms)
+        else:
+            scores_ref, scores_red = _gram(_unit(ref)), _gram(_unit(red))
     return PrecisionReport(
         name,
         paradigm,
@@ -285,7 +289,7 @@ def check_precision(
         float(cosines.min()),
         float(cosines.mean()),
         k,
-        agreement,
+        _top_k_overlap(scores_ref, scores_red, k) if k >= 1 else None,
         terms if term_agreement is not None else None,
         term_agreement,
     )

@@ -213,29 +213,37 @@ impl Int8Weight {
 
     /// `x Wᵀ` for `m` rows of `x` (`[m, k]`, row-major): `[m, n]`.
     pub fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
-        let (n, k, groups, blocks) = (
-            self.panels.n,
-            self.panels.k,
-            self.panels.groups,
-            self.blocks,
-        );
+        let (n, k, groups) = (self.panels.n, self.panels.k, self.panels.groups);
         let kernel = Kernel::current();
         let (activations, row_blocks) = quantize_activations(x, m, k);
         let activations = interleave_row_blocks(&activations, m, groups);
-        let per_panel = blocks * PANEL;
         for_each_tile(m, n, k, |first_row, rows, p| {
-            let tile = Tile {
-                activations: &activations[first_row * groups..(first_row + rows) * groups],
-                row_blocks: &row_blocks[first_row * blocks..(first_row + rows) * blocks],
-                rows,
-                groups,
-                blocks,
-                codes: self.panels.panel(p),
-                scales: &self.scales[p * per_panel..(p + 1) * per_panel],
-                sums: &self.sums[p * per_panel..(p + 1) * per_panel],
-            };
-            kernel.run(&tile)
+            kernel.run(&self.tile(&activations, &row_blocks, first_row, rows, p))
         })
+    }
+
+    /// Rows `first_row ..` (`rows` of them) of the interleaved activations against panel
+    /// `p`.
+    fn tile<'a>(
+        &'a self,
+        activations: &'a [u32],
+        row_blocks: &'a [RowBlock],
+        first_row: usize,
+        rows: usize,
+        p: usize,
+    ) -> Tile<'a> {
+        let (groups, blocks) = (self.panels.groups, self.blocks);
+        let per_panel = blocks * PANEL;
+        Tile {
+            activations: &activations[first_row * groups..(first_row + rows) * groups],
+            row_blocks: &row_blocks[first_row * blocks..(first_row + rows) * blocks],
+            rows,
+            groups,
+            blocks,
+            codes: self.panels.panel(p),
+            scales: &self.scales[p * per_panel..(p + 1) * per_panel],
+            sums: &self.sums[p * per_panel..(p + 1) * per_panel],
+        }
     }
 }
 
@@ -581,7 +589,7 @@ mod tests {
             let w = Int8Weight::new(&values(n * k, 3), n, k);
             let x = values(m * k, 4);
             let want = reference(&w, &x, m);
-            let (groups, blocks) = (k.div_ceil(GROUP), k.div_ceil(BLOCK));
+            let groups = k.div_ceil(GROUP);
             let (a, row_blocks) = quantize_activations(&x, m, k);
             let a = interleave_row_blocks(&a, m, groups);
             let mut first_kernel: Option<Vec<f32>> = None;
@@ -590,18 +598,7 @@ mod tests {
                 for first in (0..m).step_by(MR) {
                     let rows = MR.min(m - first);
                     for p in 0..n.div_ceil(PANEL) {
-                        let per_panel = blocks * PANEL;
-                        let tile = Tile {
-                            activations: &a[first * groups..(first + rows) * groups],
-                            row_blocks: &row_blocks[first * blocks..(first + rows) * blocks],
-                            rows,
-                            groups,
-                            blocks,
-                            codes: w.panels.panel(p),
-                            scales: &w.scales[p * per_panel..(p + 1) * per_panel],
-                            sums: &w.sums[p * per_panel..(p + 1) * per_panel],
-                        };
-                        let values = kernel.run(&tile);
+                        let values = kernel.run(&w.tile(&a, &row_blocks, first, rows, p));
                         for (r, line) in values.iter().take(rows).enumerate() {
                             for (c, v) in line.iter().enumerate().take(PANEL.min(n - p * PANEL)) {
                                 got[(first + r) * n + p * PANEL + c] = *v;

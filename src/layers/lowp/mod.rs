@@ -149,27 +149,30 @@ impl PackedWeight {
     /// Several weights over the same input as one, their output channels concatenated
     /// (the stored values are kept exactly: no rounding twice).
     pub fn stack(parts: &[&PackedWeight]) -> candle_core::Result<Self> {
-        let bf16: Vec<_> = parts
-            .iter()
-            .filter_map(|p| match p {
-                PackedWeight::Bf16(w) => Some(w),
-                PackedWeight::Int8(_) => None,
-            })
-            .collect();
-        let int8: Vec<_> = parts
-            .iter()
-            .filter_map(|p| match p {
-                PackedWeight::Int8(w) => Some(w),
-                PackedWeight::Bf16(_) => None,
-            })
-            .collect();
-        if bf16.len() == parts.len() {
-            return bf16::Bf16Weight::stack(&bf16).map(PackedWeight::Bf16);
+        match parts.first() {
+            Some(PackedWeight::Bf16(_)) => {
+                let bf16: Option<Vec<_>> = parts
+                    .iter()
+                    .map(|p| match p {
+                        PackedWeight::Bf16(w) => Some(w),
+                        _ => None,
+                    })
+                    .collect();
+                bf16.map(|w| bf16::Bf16Weight::stack(&w).map(PackedWeight::Bf16))
+            }
+            Some(PackedWeight::Int8(_)) => {
+                let int8: Option<Vec<_>> = parts
+                    .iter()
+                    .map(|p| match p {
+                        PackedWeight::Int8(w) => Some(w),
+                        _ => None,
+                    })
+                    .collect();
+                int8.map(|w| int8::Int8Weight::stack(&w).map(PackedWeight::Int8))
+            }
+            None => None,
         }
-        if int8.len() == parts.len() {
-            return int8::Int8Weight::stack(&int8).map(PackedWeight::Int8);
-        }
-        candle_core::bail!("cannot stack weights of different formats")
+        .unwrap_or_else(|| candle_core::bail!("cannot stack weights of different formats"))
     }
 
     /// The weight as f32 `[n, k]`: the values the products use.
