@@ -1,7 +1,7 @@
 //! Devices and dtypes as the user names them, and their mapping onto Candle's.
 
 use crate::error::{Result, TesseraError};
-use crate::layers::lowp::{bf16_supported, WeightFormat};
+use crate::layers::packed::{bf16_supported, WeightFormat};
 
 /// Where a model runs. `Auto` picks CUDA, then Metal, then the CPU, among what this
 /// build supports.

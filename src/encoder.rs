@@ -8,7 +8,7 @@ use candle_nn::VarBuilder;
 
 use crate::device::{precision, DType, Device, Quantize};
 use crate::error::{Result, TesseraError};
-use crate::layers::lowp::{LoadingFormat, WeightFormat};
+use crate::layers::packed::{LoadingFormat, WeightFormat};
 use crate::layout::read_json;
 use crate::models::checkpoint::{weight_files, Checkpoint};
 use crate::models::{load_text_model, TextModel};

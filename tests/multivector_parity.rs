@@ -531,7 +531,7 @@ fn reduced_precision_stays_close_to_float32() {
                 .build()
                 .unwrap(),
         )];
-        if tessera::layers::lowp::bf16_supported() {
+        if tessera::layers::packed::bf16_supported() {
             reduced.push(("bf16", builder.dtype(tessera::DType::BF16).build().unwrap()));
         }
         for (label, half) in reduced {

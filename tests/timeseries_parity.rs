@@ -556,7 +556,7 @@ fn half_precision_runs_close_to_float32() {
         let want = model.forecast_quantiles(&series, horizon, None).unwrap();
         let per_series = want.shape[1] * want.shape[2];
         for dtype in [tessera::DType::BF16] {
-            if !tessera::layers::lowp::bf16_supported() {
+            if !tessera::layers::packed::bf16_supported() {
                 continue;
             }
             let half = TimeSeriesForecaster::builder()

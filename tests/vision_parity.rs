@@ -694,7 +694,7 @@ fn half_precision_stays_close() {
         .expect("a vision case");
     let full = load(&case);
     for dtype in [tessera::DType::BF16] {
-        if !tessera::layers::lowp::bf16_supported() {
+        if !tessera::layers::packed::bf16_supported() {
             continue;
         }
         let half = VisionEmbedder::builder()

@@ -5,8 +5,8 @@
 
 pub mod attention;
 pub mod kernels;
-pub mod lowp;
 pub mod matmul;
+pub mod packed;
 pub mod rotary;
 
 use candle_core::{DType, Tensor, D};
@@ -91,8 +91,9 @@ impl Activation {
     }
 }
 
-/// `y = x W^T + b`, weight stored `[out, in]` as in PyTorch. On the CPU the weight may
-/// be packed in bf16 or int8 (see [`lowp::LoadingFormat`]); the bias stays f32.
+/// `y = x W^T + b`, weight stored `[out, in]` as in PyTorch. On the CPU the weight
+/// is packed at load (f32, or bf16 / int8 per [`packed::LoadingFormat`]); other devices and
+/// dtypes keep the tensor for Candle. The bias stays f32.
 pub struct Linear {
     weight: Weight,
     bias: Option<Tensor>,
@@ -101,23 +102,25 @@ pub struct Linear {
 }
 
 enum Weight {
+    /// On a GPU, or in f16 / bf16 / f64 tensors: Candle multiplies.
     Full(Tensor),
-    Packed(lowp::PackedWeight),
+    /// A CPU weight in panels.
+    Packed(packed::PackedWeight),
 }
 
 impl Linear {
     /// A layer over `weight`, packed in the format of the load in progress.
     pub fn new(weight: Tensor, bias: Option<Tensor>) -> candle_core::Result<Self> {
-        Self::with_format(weight, bias, lowp::LoadingFormat::current())
+        Self::with_format(weight, bias, packed::LoadingFormat::current())
     }
 
     fn with_format(
         weight: Tensor,
         bias: Option<Tensor>,
-        format: lowp::WeightFormat,
+        format: packed::WeightFormat,
     ) -> candle_core::Result<Self> {
         let bias_f32 = bias.as_ref().map(f32_vec).transpose()?;
-        let weight = match lowp::PackedWeight::pack(&weight, format)? {
+        let weight = match packed::PackedWeight::pack(&weight, format)? {
             Some(packed) => Weight::Packed(packed),
             None => Weight::Full(weight),
         };
@@ -163,9 +166,9 @@ impl Linear {
             })
             .collect();
         if full.len() == parts.len() {
-            return Linear::with_format(Tensor::cat(&full, 0)?, bias, lowp::WeightFormat::F32);
+            return Linear::with_format(Tensor::cat(&full, 0)?, bias, packed::WeightFormat::F32);
         }
-        let packed: Vec<&lowp::PackedWeight> = parts
+        let packed: Vec<&packed::PackedWeight> = parts
             .iter()
             .filter_map(|p| match &p.weight {
                 Weight::Packed(w) => Some(w),
@@ -176,7 +179,7 @@ impl Linear {
             candle_core::bail!("cannot stack packed and full-precision linear layers")
         }
         Ok(Linear {
-            weight: Weight::Packed(lowp::PackedWeight::stack(&packed)?),
+            weight: Weight::Packed(packed::PackedWeight::stack(&packed)?),
             bias_f32: bias.as_ref().map(f32_vec).transpose()?,
             bias,
         })
@@ -190,9 +193,9 @@ impl Linear {
     }
 
     /// How the weight is stored.
-    pub fn format(&self) -> lowp::WeightFormat {
+    pub fn format(&self) -> packed::WeightFormat {
         match &self.weight {
-            Weight::Full(_) => lowp::WeightFormat::F32,
+            Weight::Full(_) => packed::WeightFormat::F32,
             Weight::Packed(w) => w.format(),
         }
     }

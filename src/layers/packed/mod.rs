@@ -1,13 +1,14 @@
-//! Linear-layer weights stored in reduced precision on the CPU, and the products that
-//! read them: bf16 (AVX512-BF16 dot products, f32 accumulation) and int8 (per-channel
-//! weights, per-token activations, exact integer dot products). Everything around the
-//! products (norms, softmax, activations, residuals) stays f32.
+//! Linear-layer weights packed once at load on the CPU, and the products that read them:
+//! f32 (a panel kernel for a few rows, `gemm` per panel for more), bf16 (AVX512-BF16 dot
+//! products, f32 accumulation) and int8 (block-wise scales, exact integer dot products).
+//! Everything around the products (norms, softmax, activations, residuals) stays f32.
 //!
-//! Both formats share one packed layout: output channels in panels of [`PANEL`], the
-//! input dimension in groups of 2 (bf16) or 4 (int8) values held in one `u32`, so that
-//! a microkernel broadcasts one group of an activation row against a whole panel.
+//! All formats share one layout: output channels in panels of [`PANEL`], the input
+//! dimension in groups of 1 (f32), 2 (bf16) or 4 (int8) values held in one `u32`, so
+//! that a microkernel broadcasts one group of an activation row against a whole panel.
 
 pub mod bf16;
+pub mod float;
 pub mod int8;
 
 use std::cell::Cell;
@@ -23,6 +24,10 @@ pub(crate) const PANEL: usize = 32;
 
 /// Activation rows one microkernel call handles.
 pub(crate) const MR: usize = 8;
+
+/// Row blocks a task takes: 64 rows, whose activations stay in L2 while the task's
+/// panels pass.
+const BLOCKS_PER_TASK: usize = 8;
 
 /// Products smaller than this many multiply-adds run on one thread.
 const PARALLEL_MIN_MACS: usize = 1 << 20;
@@ -106,78 +111,85 @@ impl Drop for LoadingFormat {
     }
 }
 
-/// A weight `[n, k]` in a reduced-precision packed layout.
+/// A CPU weight `[n, k]` in a packed layout.
 pub enum PackedWeight {
+    F32(float::F32Weight),
     Bf16(bf16::Bf16Weight),
     Int8(int8::Int8Weight),
 }
 
+/// Every part's weight of one format, or None when the formats differ.
+fn all_of<'a, T>(
+    parts: &[&'a PackedWeight],
+    pick: impl Fn(&'a PackedWeight) -> Option<&'a T>,
+) -> Option<Vec<&'a T>> {
+    parts.iter().map(|p| pick(p)).collect()
+}
+
 impl PackedWeight {
-    /// Packs a CPU f32 `[n, k]` weight, or returns None when `format` is f32 or the
-    /// weight is not a CPU f32 matrix.
+    /// Packs a CPU f32 `[n, k]` weight, or returns None for other devices, dtypes and
+    /// ranks (which stay with Candle).
     pub fn pack(weight: &Tensor, format: WeightFormat) -> candle_core::Result<Option<Self>> {
-        if format == WeightFormat::F32
-            || !weight.device().is_cpu()
-            || weight.dtype() != DType::F32
-            || weight.rank() != 2
-        {
+        if !weight.device().is_cpu() || weight.dtype() != DType::F32 || weight.rank() != 2 {
             return Ok(None);
         }
         let (n, k) = weight.dims2()?;
         let values = weight.flatten_all()?.to_vec1::<f32>()?;
         Ok(Some(match format {
+            WeightFormat::F32 => PackedWeight::F32(float::F32Weight::new(&values, n, k)),
             WeightFormat::Bf16 => PackedWeight::Bf16(bf16::Bf16Weight::new(&values, n, k)),
             WeightFormat::Int8 => PackedWeight::Int8(int8::Int8Weight::new(&values, n, k)),
-            WeightFormat::F32 => return Ok(None),
         }))
     }
 
     pub fn format(&self) -> WeightFormat {
         match self {
+            PackedWeight::F32(_) => WeightFormat::F32,
             PackedWeight::Bf16(_) => WeightFormat::Bf16,
             PackedWeight::Int8(_) => WeightFormat::Int8,
         }
     }
 
-    pub fn out_dim(&self) -> usize {
+    fn panels(&self) -> &Panels {
         match self {
-            PackedWeight::Bf16(w) => w.panels.n,
-            PackedWeight::Int8(w) => w.panels.n,
+            PackedWeight::F32(w) => &w.panels,
+            PackedWeight::Bf16(w) => &w.panels,
+            PackedWeight::Int8(w) => &w.panels,
         }
+    }
+
+    pub fn out_dim(&self) -> usize {
+        self.panels().n
     }
 
     /// Several weights over the same input as one, their output channels concatenated
     /// (the stored values are kept exactly: no rounding twice).
     pub fn stack(parts: &[&PackedWeight]) -> candle_core::Result<Self> {
-        match parts.first() {
-            Some(PackedWeight::Bf16(_)) => {
-                let bf16: Option<Vec<_>> = parts
-                    .iter()
-                    .map(|p| match p {
-                        PackedWeight::Bf16(w) => Some(w),
-                        _ => None,
-                    })
-                    .collect();
-                bf16.map(|w| bf16::Bf16Weight::stack(&w).map(PackedWeight::Bf16))
-            }
-            Some(PackedWeight::Int8(_)) => {
-                let int8: Option<Vec<_>> = parts
-                    .iter()
-                    .map(|p| match p {
-                        PackedWeight::Int8(w) => Some(w),
-                        _ => None,
-                    })
-                    .collect();
-                int8.map(|w| int8::Int8Weight::stack(&w).map(PackedWeight::Int8))
-            }
+        let stacked = match parts.first() {
+            Some(PackedWeight::F32(_)) => all_of(parts, |p| match p {
+                PackedWeight::F32(w) => Some(w),
+                _ => None,
+            })
+            .map(|w| float::F32Weight::stack(&w).map(PackedWeight::F32)),
+            Some(PackedWeight::Bf16(_)) => all_of(parts, |p| match p {
+                PackedWeight::Bf16(w) => Some(w),
+                _ => None,
+            })
+            .map(|w| bf16::Bf16Weight::stack(&w).map(PackedWeight::Bf16)),
+            Some(PackedWeight::Int8(_)) => all_of(parts, |p| match p {
+                PackedWeight::Int8(w) => Some(w),
+                _ => None,
+            })
+            .map(|w| int8::Int8Weight::stack(&w).map(PackedWeight::Int8)),
             None => None,
-        }
-        .unwrap_or_else(|| candle_core::bail!("cannot stack weights of different formats"))
+        };
+        stacked.unwrap_or_else(|| candle_core::bail!("cannot stack weights of different formats"))
     }
 
     /// The weight as f32 `[n, k]`: the values the products use.
     pub fn to_f32(&self) -> Vec<f32> {
         match self {
+            PackedWeight::F32(w) => w.to_f32(),
             PackedWeight::Bf16(w) => w.to_f32(),
             PackedWeight::Int8(w) => w.to_f32(),
         }
@@ -189,10 +201,7 @@ impl PackedWeight {
         let Some((&k, lead)) = dims.split_last() else {
             candle_core::bail!("a product needs at least a vector")
         };
-        let (expected_k, n) = match self {
-            PackedWeight::Bf16(w) => (w.panels.k, w.panels.n),
-            PackedWeight::Int8(w) => (w.panels.k, w.panels.n),
-        };
+        let (expected_k, n) = (self.panels().k, self.panels().n);
         if k != expected_k {
             candle_core::bail!("input of width {k} for a weight of width {expected_k}")
         }
@@ -204,6 +213,7 @@ impl PackedWeight {
         };
         let values = super::kernels::f32_elements(cpu, layout)?;
         let out = match self {
+            PackedWeight::F32(w) => w.matmul(values, m),
             PackedWeight::Bf16(w) => w.matmul(values, m),
             PackedWeight::Int8(w) => w.matmul(values, m),
         };
@@ -319,7 +329,11 @@ pub(crate) fn for_each_tile(
     };
     let threads = rayon::current_num_threads();
     if threads == 1 || m * n * k < PARALLEL_MIN_MACS {
-        run_tiles(&writer, m, n, 0..row_blocks, 0..panels, &tile);
+        // Row chunks outermost: a chunk's activations stay in L2 across all panels.
+        for first in (0..row_blocks).step_by(BLOCKS_PER_TASK) {
+            let blocks = first..(first + BLOCKS_PER_TASK).min(row_blocks);
+            run_tiles(&writer, m, n, blocks, 0..panels, &tile);
+        }
     } else {
         run_tiles_in_parallel(&writer, m, n, row_blocks, panels, threads, &tile);
     }
@@ -338,9 +352,8 @@ fn run_tiles_in_parallel(
     threads: usize,
     tile: &(impl Fn(usize, usize, usize) -> [[f32; PANEL]; MR] + Sync),
 ) {
-    // Row blocks of 64 rows keep a task's activations in L2; enough panel runs make
-    // at least two tasks per thread.
-    let blocks_per_task = 8;
+    // Enough panel runs make at least two tasks per thread.
+    let blocks_per_task = BLOCKS_PER_TASK;
     let row_tasks = row_blocks.div_ceil(blocks_per_task);
     let panel_tasks = (2 * threads).div_ceil(row_tasks).clamp(1, panels);
     let panels_per_task = panels.div_ceil(panel_tasks);
@@ -355,8 +368,15 @@ fn run_tiles_in_parallel(
 }
 
 /// The output buffer shared by tasks that write disjoint rectangles of it.
-struct OutputRows {
-    ptr: *mut f32,
+pub(crate) struct OutputRows {
+    pub(crate) ptr: *mut f32,
+}
+
+impl OutputRows {
+    /// The element at `offset` (within the buffer's capacity).
+    pub(crate) fn at(&self, offset: usize) -> *mut f32 {
+        self.ptr.wrapping_add(offset)
+    }
 }
 
 // SAFETY: tasks write disjoint (row block, panel) rectangles, never the same element.
