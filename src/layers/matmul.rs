@@ -7,8 +7,6 @@
 use candle_core::{DType, Storage, Tensor};
 use gemm::Parallelism;
 
-use super::kernels;
-
 /// `a @ b` over the last two dimensions, any strides: the leading dimensions of `a` are
 /// batches, which `b` shares or (2-D) broadcasts. Other devices and dtypes go to Candle.
 pub fn matmul(a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
@@ -47,16 +45,6 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
     let (steps, rows) = if stacked { (1, batch * m) } else { (batch, m) };
     let mut shape = lead.to_vec();
     shape.extend([m, n]);
-    // A few rows of contiguous `x` against a stored weight (`b` = `Wᵀ` of a row-major
-    // `[n, k]`): dot products straight over the weight rows.
-    let weight_view = !b_batched && b_row == 1 && b_col == k as isize;
-    let few_rows = steps == 1 && (1..=kernels::FEW_ROWS).contains(&rows) && k > 0 && n > 0;
-    if few_rows && weight_view && a_row == k as isize && a_col == 1 {
-        let x = &lhs[a_layout.start_offset()..a_layout.start_offset() + rows * k];
-        let w = &rhs[b_layout.start_offset()..b_layout.start_offset() + n * k];
-        let out = kernels::few_rows_matmul(x, rows, k, w, n);
-        return Tensor::from_vec(out, shape, a.device());
-    }
     let mut out = vec![0f32; batch * m * n];
     let threads = rayon::current_num_threads();
     let parallelism = if threads > 1 {
@@ -123,33 +111,6 @@ mod tests {
 
     fn random(shape: &[usize], seed: u64) -> Tensor {
         crate::layers::test_tensor(shape, seed)
-    }
-
-    #[test]
-    fn few_rows_against_a_weight_agree_with_candle() {
-        for (m, k, n) in [
-            (1, 384, 40),
-            (5, 33, 19),
-            (4, 16, 64),
-            (32, 100, 7),
-            (3, 15, 2),
-            (0, 8, 4),
-            (3, 0, 4),
-            (2, 8, 0),
-        ] {
-            let x = random(&[m, k], 11);
-            let w = random(&[n, k], 12);
-            let ours = matmul(&x, &w.t().unwrap()).unwrap();
-            let candle = x.matmul(&w.t().unwrap()).unwrap();
-            assert_eq!(ours.dims(), candle.dims());
-            let diff = (ours - candle)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap();
-            assert!(diff.iter().all(|d| d.abs() < 1e-5), "{m}x{k}x{n}");
-        }
     }
 
     #[test]

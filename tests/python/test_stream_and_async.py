@@ -164,8 +164,8 @@ def test_async_results_equal_direct_calls_under_50_concurrent_calls(
     for request, result in zip(requests, results):
         direct = MINILM.encode(request)
         assert result.shape == direct.shape and result.dtype == direct.dtype
-        # A merged batch runs the blocked GEMM where a lone short text runs the few-rows
-        # kernel: the same vector up to float rounding.
+        # A merged batch runs `gemm` where a lone short text runs the panel kernel (up to
+        # 48 rows): the same vector up to float rounding.
         np.testing.assert_allclose(result, direct, rtol=0, atol=2e-6)
 
 
