@@ -83,6 +83,9 @@ def main() -> int:
     parser.add_argument(
         "--single-calls", type=int, default=None, help="batch-1 calls per round (8; 4 quick)"
     )
+    parser.add_argument(
+        "--context", type=int, default=CONTEXT, help=f"history length (default {CONTEXT})"
+    )
     args = parser.parse_args()
     common.set_threads(args.threads)
 
@@ -100,7 +103,7 @@ def main() -> int:
     pipe.model.eval()
     print(f"reference pipeline: {type(pipe).__name__}", file=sys.stderr)
 
-    series = random_walks(32, CONTEXT)
+    series = random_walks(32, args.context)
     series_t = torch.from_numpy(series)
 
     def tess_q(x: np.ndarray) -> np.ndarray:
@@ -133,7 +136,7 @@ def main() -> int:
     def ref_batch() -> object:
         return ref_q(series_t)
 
-    notes = {"model": str(path), "context": CONTEXT, "prediction": PREDICTION, "agreement": check}
+    notes = {"model": str(path), "context": args.context, "prediction": PREDICTION, "agreement": check}
     results = [
         common.measure(
             "chronos-bolt-small batch 1",
