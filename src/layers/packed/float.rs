@@ -8,7 +8,7 @@
 use rayon::prelude::*;
 
 use super::{for_each_tile, OutputRows, Panels, MR, PANEL};
-use crate::layers::kernels::{madd, with_simd};
+use crate::layers::kernels::{madd, with_simd, SimdLevel};
 
 pub struct F32Weight {
     pub(super) panels: Panels,
@@ -49,7 +49,7 @@ impl F32Weight {
             return for_each_tile(m, n, k, |first_row, rows, p| {
                 let rows_of: &[f32] =
                     bytemuck::cast_slice(&activations[first_row * k..(first_row + rows) * k]);
-                tile(rows_of, rows, k, bytemuck::cast_slice(self.panels.panel(p)))
+                panel_tile(rows_of, rows, k, bytemuck::cast_slice(self.panels.panel(p)))
             });
         }
         let mut out = Vec::with_capacity(m * n);
@@ -97,6 +97,17 @@ impl F32Weight {
         unsafe { out.set_len(m * n) };
         out
     }
+}
+
+/// One tile: all its rows in one pass with AVX-512, else at most four per pass.
+fn panel_tile(a: &[f32], rows: usize, k: usize, panel: &[f32]) -> [[f32; PANEL]; MR] {
+    #[cfg(target_arch = "x86_64")]
+    if SimdLevel::current() == SimdLevel::Avx512 {
+        // SAFETY: AVX-512F was detected; the slices hold `rows × k` and `k × PANEL`
+        // values.
+        return unsafe { x86::tile(a, rows, k, panel) };
+    }
+    tile(a, rows, k, panel)
 }
 
 /// Rows up to which the panel kernel beats `gemm` (one short text).
@@ -155,6 +166,52 @@ fn pass<const FMA: bool, const R: usize, const S: usize>(
     out[first..first + R].copy_from_slice(&acc);
 }
 
+/// All eight rows in one pass with AVX-512 (16 of its 32 registers accumulate), the
+/// same chain of fused multiply-adds per output as the portable passes.
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::{MR, PANEL};
+
+    /// # Safety
+    /// The CPU must have AVX-512F; `a` holds `rows × k` values, `panel` `k × PANEL`.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn tile(a: &[f32], rows: usize, k: usize, panel: &[f32]) -> [[f32; PANEL]; MR] {
+        match rows {
+            1 => rows_of::<1>(a, k, panel),
+            2 => rows_of::<2>(a, k, panel),
+            3 => rows_of::<3>(a, k, panel),
+            4 => rows_of::<4>(a, k, panel),
+            5 => rows_of::<5>(a, k, panel),
+            6 => rows_of::<6>(a, k, panel),
+            7 => rows_of::<7>(a, k, panel),
+            _ => rows_of::<8>(a, k, panel),
+        }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    unsafe fn rows_of<const R: usize>(a: &[f32], k: usize, panel: &[f32]) -> [[f32; PANEL]; MR] {
+        let mut acc = [[_mm512_setzero_ps(); 2]; R];
+        let (a, w) = (a.as_ptr(), panel.as_ptr());
+        for g in 0..k {
+            let w0 = _mm512_loadu_ps(w.add(g * PANEL));
+            let w1 = _mm512_loadu_ps(w.add(g * PANEL + 16));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let x = _mm512_set1_ps(*a.add(g * R + r));
+                acc[0] = _mm512_fmadd_ps(x, w0, acc[0]);
+                acc[1] = _mm512_fmadd_ps(x, w1, acc[1]);
+            }
+        }
+        let mut out = [[0f32; PANEL]; MR];
+        for (line, acc) in out.iter_mut().zip(&acc) {
+            _mm512_storeu_ps(line.as_mut_ptr(), acc[0]);
+            _mm512_storeu_ps(line.as_mut_ptr().add(16), acc[1]);
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,44 +248,6 @@ mod tests {
                     }
                     assert_eq!(got[r * n + c], want, "{m}x{k}x{n} [{r},{c}]");
                 }
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod timing {
-    use super::*;
-
-    #[test]
-    #[ignore]
-    fn time_small_products() {
-        let threads = rayon::current_num_threads();
-        for (k, n) in [(384, 1536), (1536, 384), (768, 3072), (3072, 768)] {
-            let w = crate::layers::test_tensor(&[n, k], 1);
-            let packed = F32Weight::new(&w.flatten_all().unwrap().to_vec1::<f32>().unwrap(), n, k);
-            for m in [1, 4, 8, 16, 32, 64, 256, 1024] {
-                let x = crate::layers::test_tensor(&[m, k], 2);
-                let xs = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-                let reps = (200_000_000 / (m * n * k)).max(3);
-                let wt = w.t().unwrap();
-                let t = std::time::Instant::now();
-                for _ in 0..reps {
-                    std::hint::black_box(crate::layers::matmul::matmul(&x, &wt).unwrap());
-                }
-                let current = t.elapsed().as_secs_f64() / reps as f64;
-                let t = std::time::Instant::now();
-                for _ in 0..reps {
-                    std::hint::black_box(packed.matmul(&xs, m));
-                }
-                let ours = t.elapsed().as_secs_f64() / reps as f64;
-
-                let gflops = |s: f64| 2.0 * (m * n * k) as f64 / s / 1e9;
-                eprintln!(
-                    "threads {threads} k {k} n {n} m {m}: current {:.1} GFLOP/s, packed {:.1} GFLOP/s",
-                    gflops(current),
-                    gflops(ours)
-                );
             }
         }
     }
