@@ -136,7 +136,12 @@ def main() -> int:
     def ref_batch() -> object:
         return ref_q(series_t)
 
-    notes = {"model": str(path), "context": args.context, "prediction": PREDICTION, "agreement": check}
+    notes = {
+        "model": str(path),
+        "context": args.context,
+        "prediction": PREDICTION,
+        "agreement": check,
+    }
     results = [
         common.measure(
             "chronos-bolt-small batch 1",
