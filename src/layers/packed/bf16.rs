@@ -5,7 +5,7 @@ use half::bf16;
 
 use rayon::prelude::*;
 
-use super::{bf16_supported, for_each_tile, interleave_row_blocks, Panels, MR, PANEL};
+use super::{for_each_tile, interleave_row_blocks, Panels, MR, PANEL};
 use crate::layers::kernels::with_simd;
 
 /// Input values per packed group (one `u32` of two bf16).
@@ -117,7 +117,7 @@ fn unpair(code: u32) -> [f32; 2] {
 /// has it.
 fn tile(a: &[u32], rows: usize, groups: usize, panel: &[u32]) -> [[f32; PANEL]; MR] {
     #[cfg(target_arch = "x86_64")]
-    if bf16_supported() {
+    if super::bf16_supported() {
         // SAFETY: the CPU has AVX512-BF16; the slices hold the `rows × groups` and
         // `groups × PANEL` values read.
         return unsafe { x86::tile(a, rows, groups, panel) };
@@ -235,7 +235,7 @@ mod tests {
                     );
                 }
             }
-            let fast = bf16_supported();
+            let fast = crate::layers::packed::bf16_supported();
             // The portable tile computes the same products.
             let groups = k.div_ceil(GROUP);
             let a = x

@@ -8,7 +8,7 @@
 use rayon::prelude::*;
 
 use super::{for_each_tile, OutputRows, Panels, MR, PANEL};
-use crate::layers::kernels::{madd, with_simd, SimdLevel};
+use crate::layers::kernels::{madd, with_simd};
 
 pub struct F32Weight {
     pub(super) panels: Panels,
@@ -102,7 +102,7 @@ impl F32Weight {
 /// One tile: all its rows in one pass with AVX-512, else at most four per pass.
 fn panel_tile(a: &[f32], rows: usize, k: usize, panel: &[f32]) -> [[f32; PANEL]; MR] {
     #[cfg(target_arch = "x86_64")]
-    if SimdLevel::current() == SimdLevel::Avx512 {
+    if crate::layers::kernels::SimdLevel::current() == crate::layers::kernels::SimdLevel::Avx512 {
         // SAFETY: AVX-512F was detected; the slices hold `rows × k` and `k × PANEL`
         // values.
         return unsafe { x86::tile(a, rows, k, panel) };

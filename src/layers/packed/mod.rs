@@ -16,7 +16,6 @@ use std::cell::Cell;
 use candle_core::{DType, Tensor};
 use rayon::prelude::*;
 
-use super::kernels::SimdLevel;
 use crate::error::{Result, TesseraError};
 
 /// Output channels per packed panel: two 16-lane vectors.
@@ -60,6 +59,7 @@ impl WeightFormat {
 pub fn bf16_supported() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
+        use super::kernels::SimdLevel;
         SimdLevel::current() == SimdLevel::Avx512
             && std::arch::is_x86_feature_detected!("avx512bf16")
     }
@@ -73,6 +73,7 @@ pub fn bf16_supported() -> bool {
 pub fn vnni_supported() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
+        use super::kernels::SimdLevel;
         SimdLevel::current() == SimdLevel::Avx512
             && std::arch::is_x86_feature_detected!("avx512bw")
             && std::arch::is_x86_feature_detected!("avx512vnni")
