@@ -64,9 +64,7 @@ impl RuntimeOptions {
             weights,
         })
     }
-}
 
-impl RuntimeOptions {
     /// [`Self::resolve`] for the families int8 weights are not offered for.
     pub fn resolve_unquantized(&self, family: &str) -> Result<Resolved> {
         if let Some(quantize) = self.quantize {
