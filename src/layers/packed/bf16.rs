@@ -151,16 +151,7 @@ mod x86 {
     /// `panel` `groups × PANEL`.
     #[target_feature(enable = "avx512f,avx512bf16")]
     pub unsafe fn tile(a: &[u32], rows: usize, groups: usize, panel: &[u32]) -> [[f32; PANEL]; MR] {
-        match rows {
-            1 => rows_of::<1>(a, groups, panel),
-            2 => rows_of::<2>(a, groups, panel),
-            3 => rows_of::<3>(a, groups, panel),
-            4 => rows_of::<4>(a, groups, panel),
-            5 => rows_of::<5>(a, groups, panel),
-            6 => rows_of::<6>(a, groups, panel),
-            7 => rows_of::<7>(a, groups, panel),
-            _ => rows_of::<8>(a, groups, panel),
-        }
+        crate::layers::packed::for_rows!(rows, rows_of(a, groups, panel))
     }
 
     #[target_feature(enable = "avx512f,avx512bf16")]

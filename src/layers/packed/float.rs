@@ -178,16 +178,7 @@ mod x86 {
     /// The CPU must have AVX-512F; `a` holds `rows × k` values, `panel` `k × PANEL`.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn tile(a: &[f32], rows: usize, k: usize, panel: &[f32]) -> [[f32; PANEL]; MR] {
-        match rows {
-            1 => rows_of::<1>(a, k, panel),
-            2 => rows_of::<2>(a, k, panel),
-            3 => rows_of::<3>(a, k, panel),
-            4 => rows_of::<4>(a, k, panel),
-            5 => rows_of::<5>(a, k, panel),
-            6 => rows_of::<6>(a, k, panel),
-            7 => rows_of::<7>(a, k, panel),
-            _ => rows_of::<8>(a, k, panel),
-        }
+        crate::layers::packed::for_rows!(rows, rows_of(a, k, panel))
     }
 
     #[target_feature(enable = "avx512f")]

@@ -397,16 +397,7 @@ mod x86 {
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub unsafe fn vnni_tile(tile: &Tile) -> [[f32; PANEL]; MR] {
         let mut out = [[0f32; PANEL]; MR];
-        match tile.rows {
-            1 => vnni_rows::<1>(tile, &mut out),
-            2 => vnni_rows::<2>(tile, &mut out),
-            3 => vnni_rows::<3>(tile, &mut out),
-            4 => vnni_rows::<4>(tile, &mut out),
-            5 => vnni_rows::<5>(tile, &mut out),
-            6 => vnni_rows::<6>(tile, &mut out),
-            7 => vnni_rows::<7>(tile, &mut out),
-            _ => vnni_rows::<8>(tile, &mut out),
-        }
+        crate::layers::packed::for_rows!(tile.rows, vnni_rows(tile, &mut out));
         out
     }
 

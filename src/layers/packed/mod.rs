@@ -18,6 +18,26 @@ use rayon::prelude::*;
 
 use crate::error::{Result, TesseraError};
 
+/// Calls `$kernel::<R>(args)` with `R` the row count (1 to [`MR`], larger counts as
+/// `MR`), so that microkernels hold their accumulators in fixed-size arrays.
+#[cfg(target_arch = "x86_64")]
+macro_rules! for_rows {
+    ($rows:expr, $kernel:ident($($arg:expr),* $(,)?)) => {
+        match $rows {
+            1 => $kernel::<1>($($arg),*),
+            2 => $kernel::<2>($($arg),*),
+            3 => $kernel::<3>($($arg),*),
+            4 => $kernel::<4>($($arg),*),
+            5 => $kernel::<5>($($arg),*),
+            6 => $kernel::<6>($($arg),*),
+            7 => $kernel::<7>($($arg),*),
+            _ => $kernel::<8>($($arg),*),
+        }
+    };
+}
+#[cfg(target_arch = "x86_64")]
+pub(crate) use for_rows;
+
 /// Output channels per packed panel: two 16-lane vectors.
 pub(crate) const PANEL: usize = 32;
 
