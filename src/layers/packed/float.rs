@@ -1,9 +1,10 @@
-//! f32 weights packed in panels once, at load. A product then reads each weight once,
-//! with no packing per call: what a handful of rows (one short text) needs, where a
-//! general GEMM spends as long packing the weights as multiplying them.
+//! f32 weights packed in panels once, at load. A few rows (one short text) run a panel
+//! kernel that reads each weight once with no packing per call, where a general GEMM
+//! spends as long packing the weights as multiplying them; more rows run `gemm` on one
+//! contiguous panel at a time.
 //!
-//! Each output is one chain of fused multiply-adds over the input in order, so AVX-512
-//! and AVX2 give the same bits (the baseline, without FMA, rounds apart).
+//! In the panel kernel each output is one chain of fused multiply-adds over the input in
+//! order, so AVX-512 and AVX2 give the same bits (the baseline, without FMA, rounds apart).
 
 use rayon::prelude::*;
 
