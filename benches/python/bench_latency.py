@@ -22,13 +22,14 @@ Run with the bench environment (see ``benches/README.md``)::
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import common
 import numpy as np
@@ -205,22 +206,46 @@ def run_one(model_dir: Path, threads: int, texts: int, sentences: int) -> dict[s
     }
 
 
-def main() -> None:
-    parser = common.base_parser(__doc__.split("\n")[0])
-    parser.add_argument("--texts", type=int, default=None, help="one-text calls (default 300)")
+def run_models(
+    script: str,
+    description: str,
+    run_one: Callable[[Path, int, int, int], dict[str, Any]],
+    texts_default: int,
+    prepare: Callable[[Path], Any],
+) -> tuple[argparse.Namespace, list[dict[str, Any]]] | None:
+    """The shared driver of the side-by-side ORT benchmarks: parses the arguments, and
+    either runs ``run_one`` as a child (printing its JSON, returning None) or prepares
+    MiniLM and the BERT-base shape and runs a child per model and thread count."""
+    parser = common.base_parser(description)
+    parser.add_argument(
+        "--texts", type=int, default=None, help=f"one-text calls (default {texts_default})"
+    )
     parser.add_argument("--sentences", type=int, default=None, help="batch corpus (default 512)")
-    parser.add_argument("--child", help=argparse_hidden())
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    texts = args.texts or (100 if args.quick else 300)
+    texts = args.texts or (min(100, texts_default) if args.quick else texts_default)
     sentences = args.sentences or (128 if args.quick else 512)
     if args.child:
         model, threads = args.child.split(":")
         print(json.dumps(run_one(Path(model), int(threads), texts, sentences)))
-        return
+        return None
     models = {"all-MiniLM-L6-v2": MINILM, "BERT-base shape": build_bert_base(BERT_BASE)}
     for model_dir in models.values():
-        export_onnx(model_dir)
-    results = run_children(__file__, models, texts, sentences)
+        prepare(model_dir)
+    return args, run_children(script, models, texts, sentences)
+
+
+def write_report(args: argparse.Namespace, results: list[dict[str, Any]]) -> None:
+    if args.json:
+        report = {"environment": common.environment(), "results": results}
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+def main() -> None:
+    ran = run_models(__file__, __doc__.split("\n")[0], run_one, 300, export_onnx)
+    if ran is None:
+        return
+    args, results = ran
     print(
         "| model | threads | one text p50 / p99, Tessera | ORT | p50 ORT / Tessera "
         "| batch 32 /s, Tessera | ORT | ratio | min cos |"
@@ -236,9 +261,7 @@ def main() -> None:
             f"| {rate['tessera']:.0f} | {rate['ort']:.0f} | {rate['tessera'] / rate['ort']:.2f}x "
             f"| {r['min_cosine']:.5f} |"
         )
-    if args.json:
-        report = {"environment": common.environment(), "results": results}
-        args.json.write_text(json.dumps(report, indent=2))
+    write_report(args, results)
 
 
 def run_children(
@@ -269,12 +292,6 @@ def run_children(
             result["model"] = name
             results.append(result)
     return results
-
-
-def argparse_hidden() -> str:
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 if __name__ == "__main__":

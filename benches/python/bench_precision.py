@@ -19,7 +19,6 @@ Reported, at 1 and 2 threads (each in its own process):
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -128,24 +127,10 @@ def run_one(model_dir: Path, threads: int, texts: int, sentences: int) -> dict[s
 
 
 def main() -> None:
-    parser = common.base_parser(__doc__.split("\n")[0])
-    parser.add_argument("--texts", type=int, default=None, help="one-text calls (default 200)")
-    parser.add_argument("--sentences", type=int, default=None, help="batch corpus (default 512)")
-    parser.add_argument("--child", help=bench_latency.argparse_hidden())
-    args = parser.parse_args()
-    texts = args.texts or (60 if args.quick else 200)
-    sentences = args.sentences or (128 if args.quick else 512)
-    if args.child:
-        model, threads = args.child.split(":")
-        print(json.dumps(run_one(Path(model), int(threads), texts, sentences)))
+    ran = bench_latency.run_models(__file__, __doc__.split("\n")[0], run_one, 200, quantized_onnx)
+    if ran is None:
         return
-    models = {
-        "all-MiniLM-L6-v2": bench_latency.MINILM,
-        "BERT-base shape": bench_latency.build_bert_base(bench_latency.BERT_BASE),
-    }
-    for model_dir in models.values():
-        quantized_onnx(model_dir)
-    results = bench_latency.run_children(__file__, models, texts, sentences)
+    args, results = ran
     print(
         "| model | threads | variant | batch 32 /s | vs ORT int8 | vs Tessera f32 "
         "| one text p50 | min / mean cos to f32 |"
@@ -163,9 +148,7 @@ def main() -> None:
                 f"| {v['one_text_p50_ms']:.2f} ms "
                 f"| {v['min_cosine_to_f32']:.4f} / {v['mean_cosine_to_f32']:.5f} |"
             )
-    if args.json:
-        report = {"environment": common.environment(), "results": results}
-        args.json.write_text(json.dumps(report, indent=2))
+    bench_latency.write_report(args, results)
 
 
 if __name__ == "__main__":

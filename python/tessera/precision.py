@@ -204,7 +204,7 @@ def _compare_token_matrices(
 
 def check_precision(
     model: _TextModel | str,
-    texts: Sequence[str] | None = None,
+    texts: Sequence[str] | str | None = None,
     *,
     dtype: str | None = None,
     quantize: str | None = None,
@@ -248,7 +248,8 @@ def check_precision(
         raise ConfigError(
             f"check_precision compares text models (dense, sparse, multi-vector), not {kind}"
         )
-    texts = list(SAMPLE_TEXTS if texts is None else texts)
+    # A str is one text (as in sentence-transformers), not a sequence of characters.
+    texts = [texts] if isinstance(texts, str) else list(SAMPLE_TEXTS if texts is None else texts)
     if not texts or not all(isinstance(t, str) for t in texts):
         raise ConfigError("texts must be a non-empty list of str")
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:

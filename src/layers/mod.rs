@@ -192,14 +192,6 @@ impl Linear {
         }
     }
 
-    /// How the weight is stored.
-    pub fn format(&self) -> packed::WeightFormat {
-        match &self.weight {
-            Weight::Full(_) => packed::WeightFormat::F32,
-            Weight::Packed(w) => w.format(),
-        }
-    }
-
     /// `x W^T` without the bias (for a bias fused into the next step).
     pub fn matmul(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         match &self.weight {

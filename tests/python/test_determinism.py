@@ -4,8 +4,6 @@ model of real shapes over a mixed-length batch."""
 
 from __future__ import annotations
 
-import io
-import json
 import os
 import subprocess
 import sys
@@ -17,29 +15,39 @@ from conftest import REAL
 
 import tessera
 
+TEXTS = 40
+
+# The child's options come as `key=value` arguments; its float32 rows go back as raw
+# bytes through the pipe (nothing is written anywhere).
 ENCODE = r"""
-import json, sys, numpy as np, tessera
-kind, model, options = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+import sys, numpy as np, tessera
+kind, model = sys.argv[1], sys.argv[2]
+options = dict(arg.split("=", 1) for arg in sys.argv[3:])
 texts = [("word " * (i * 7 % 90)) + f"text number {i}" for i in range(40)]
 if kind == "dense":
     out = tessera.TesseraDense(model, **options).encode(texts)
 else:
     out = tessera.TesseraSparse(model, **options).encode_batch(texts, output="array")
-np.save(sys.stdout.buffer, out)  # to the parent through the pipe: nothing is kept
+sys.stdout.buffer.write(np.ascontiguousarray(out, dtype=np.float32).tobytes())
 """
+
+
+def child_args(kind: str, model: Path, options: dict[str, str] | None) -> list[str]:
+    pairs = [f"{key}={value}" for key, value in (options or {}).items()]
+    return [sys.executable, "-c", ENCODE, kind, str(model), *pairs]
 
 
 def encode_in_child(
     kind: str, model: Path, env: dict[str, str], options: dict[str, str] | None = None
 ) -> np.ndarray:
     child = subprocess.run(
-        [sys.executable, "-c", ENCODE, kind, str(model), json.dumps(options or {})],
+        child_args(kind, model, options),
         check=True,
         capture_output=True,
         timeout=300,
         env=env,
     )
-    return np.load(io.BytesIO(child.stdout))
+    return np.frombuffer(child.stdout, dtype=np.float32).reshape(TEXTS, -1)
 
 
 MINILM = REAL / "dense" / "minilm_real" / "model"
@@ -114,7 +122,7 @@ def test_bf16_names_the_instructions_it_lacks() -> None:
     # With AVX-512 capped away, bf16 on the CPU is refused with the reason, as on a CPU
     # without AVX512_BF16.
     child = subprocess.run(
-        [sys.executable, "-c", ENCODE, "dense", str(MINILM), json.dumps({"dtype": "bf16"})],
+        child_args("dense", MINILM, {"dtype": "bf16"}),
         capture_output=True,
         timeout=300,
         env=without_simd_cap("avx2"),

@@ -157,6 +157,9 @@ def test_check_precision_refuses_what_it_cannot_compare(tiny_dense_dir: Path) ->
     vision = golden_cases("vision")[0].model_dir
     with pytest.raises(tessera.ConfigError, match="text models"):
         tessera.check_precision(tessera.TesseraVision(vision), ["a"])  # type: ignore[arg-type]
+    # A single str is one text: no ranking to compare.
+    one = tessera.check_precision(int8, "a lone text")
+    assert one.texts == 1 and one.ranking_agreement is None
     # A name loads the model in the precision asked for.
     by_name = tessera.check_precision(str(tiny_dense_dir), ["a", "b"], quantize="int8")
     assert by_name.precision == "int8" and by_name.texts == 2

@@ -42,6 +42,7 @@ impl Bf16Weight {
     }
 
     /// The stored weight `[n, k]` as f32 (exactly its bf16 values).
+    #[cfg(test)]
     pub fn to_f32(&self) -> Vec<f32> {
         let (n, k, groups) = (self.panels.n, self.panels.k, self.panels.groups);
         (0..n)
@@ -172,12 +173,7 @@ mod x86 {
                 acc[1] = _mm512_dpbf16_ps(acc[1], x, b1);
             }
         }
-        let mut out = [[0f32; PANEL]; MR];
-        for (line, acc) in out.iter_mut().zip(&acc) {
-            _mm512_storeu_ps(line.as_mut_ptr(), acc[0]);
-            _mm512_storeu_ps(line.as_mut_ptr().add(16), acc[1]);
-        }
-        out
+        crate::layers::packed::store_rows(&acc)
     }
 }
 

@@ -31,6 +31,7 @@ impl F32Weight {
     }
 
     /// The weight `[n, k]`.
+    #[cfg(test)]
     pub fn to_f32(&self) -> Vec<f32> {
         let (n, k) = (self.panels.n, self.panels.k);
         (0..n)
@@ -45,8 +46,9 @@ impl F32Weight {
     pub fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
         let (n, k) = (self.panels.n, self.panels.k);
         if m <= PANEL_KERNEL_ROWS {
-            let bits: Vec<u32> = x[..m * k].iter().map(|v| v.to_bits()).collect();
-            let activations = super::interleave_row_blocks(&bits, m, k);
+            // f32 bits moved as `u32`s: the interleaving only reorders them.
+            let bits: &[u32] = bytemuck::cast_slice(&x[..m * k]);
+            let activations = super::interleave_row_blocks(bits, m, k);
             return for_each_tile(m, n, k, |first_row, rows, p| {
                 let rows_of: &[f32] =
                     bytemuck::cast_slice(&activations[first_row * k..(first_row + rows) * k]);
@@ -195,12 +197,7 @@ mod x86 {
                 acc[1] = _mm512_fmadd_ps(x, w1, acc[1]);
             }
         }
-        let mut out = [[0f32; PANEL]; MR];
-        for (line, acc) in out.iter_mut().zip(&acc) {
-            _mm512_storeu_ps(line.as_mut_ptr(), acc[0]);
-            _mm512_storeu_ps(line.as_mut_ptr().add(16), acc[1]);
-        }
-        out
+        crate::layers::packed::store_rows(&acc)
     }
 }
 

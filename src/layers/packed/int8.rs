@@ -199,6 +199,7 @@ impl Int8Weight {
     }
 
     /// The dequantized weight `[n, k]`.
+    #[cfg(test)]
     pub fn to_f32(&self) -> Vec<f32> {
         (0..self.panels.n)
             .flat_map(|c| {

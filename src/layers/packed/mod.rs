@@ -38,6 +38,24 @@ macro_rules! for_rows {
 #[cfg(target_arch = "x86_64")]
 pub(crate) use for_rows;
 
+/// A tile's `R` rows of two 16-lane f32 accumulators, as the tile's values.
+///
+/// # Safety
+/// The CPU must have AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn store_rows<const R: usize>(
+    acc: &[[std::arch::x86_64::__m512; 2]; R],
+) -> [[f32; PANEL]; MR] {
+    use std::arch::x86_64::_mm512_storeu_ps;
+    let mut out = [[0f32; PANEL]; MR];
+    for (line, acc) in out.iter_mut().zip(acc) {
+        _mm512_storeu_ps(line.as_mut_ptr(), acc[0]);
+        _mm512_storeu_ps(line.as_mut_ptr().add(16), acc[1]);
+    }
+    out
+}
+
 /// Output channels per packed panel: two 16-lane vectors.
 pub(crate) const PANEL: usize = 32;
 
@@ -163,14 +181,6 @@ impl PackedWeight {
         }))
     }
 
-    pub fn format(&self) -> WeightFormat {
-        match self {
-            PackedWeight::F32(_) => WeightFormat::F32,
-            PackedWeight::Bf16(_) => WeightFormat::Bf16,
-            PackedWeight::Int8(_) => WeightFormat::Int8,
-        }
-    }
-
     fn panels(&self) -> &Panels {
         match self {
             PackedWeight::F32(w) => &w.panels,
@@ -205,15 +215,6 @@ impl PackedWeight {
             None => None,
         };
         stacked.unwrap_or_else(|| candle_core::bail!("cannot stack weights of different formats"))
-    }
-
-    /// The weight as f32 `[n, k]`: the values the products use.
-    pub fn to_f32(&self) -> Vec<f32> {
-        match self {
-            PackedWeight::F32(w) => w.to_f32(),
-            PackedWeight::Bf16(w) => w.to_f32(),
-            PackedWeight::Int8(w) => w.to_f32(),
-        }
     }
 
     /// `x Wᵀ` for `x` of any rank with `k` as its last dimension.
