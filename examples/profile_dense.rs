@@ -1,7 +1,7 @@
 //! Encodes the benchmark corpus in a loop for profiling (`perf record`) and prints
 //! sentences/s and the achieved GFLOP/s.
 //!
-//! `cargo run --release --example profile_dense -- [sentences] [repeats] [batch]`
+//! `cargo run --release --example profile_dense -- [sentences] [repeats] [batch] [f32|bf16|int8]`
 
 #[path = "../benches/corpus/mod.rs"]
 mod corpus;
@@ -9,7 +9,7 @@ mod corpus;
 use std::path::Path;
 use std::time::Instant;
 
-use tessera::{DenseEmbedder, EncodeOptions};
+use tessera::{DType, DenseEmbedder, EncodeOptions, Quantize};
 
 const MODEL: &str = "tests/fixtures/real/dense/minilm_real/model";
 
@@ -36,9 +36,13 @@ fn cpu_seconds() -> f64 {
 fn main() -> tessera::Result<()> {
     let (count, repeats, batch) = (arg(1, 2048), arg(2, 3), arg(3, 32));
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(MODEL);
-    let model = DenseEmbedder::builder()
-        .model(dir.to_string_lossy())
-        .build()?;
+    let builder = DenseEmbedder::builder().model(dir.to_string_lossy());
+    let model = match std::env::args().nth(4).as_deref() {
+        Some("bf16") => builder.dtype(DType::BF16),
+        Some("int8") => builder.quantize(Quantize::Int8),
+        _ => builder,
+    }
+    .build()?;
     let texts = corpus::sentences(count);
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     // Multiply-adds of MiniLM-L6 (hidden 384, intermediate 1536, 6 layers) per text.
@@ -56,9 +60,13 @@ fn main() -> tessera::Result<()> {
         show_progress: false,
         ..EncodeOptions::default()
     };
+    // Inside a pool, as the Python bindings run: parallel regions start on a worker.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .build()
+        .expect("a thread pool");
     for _ in 0..repeats {
         let (start, cpu_start) = (Instant::now(), cpu_seconds());
-        let out = model.encode_batch(&refs, &options)?;
+        let out = pool.install(|| model.encode_batch(&refs, &options))?;
         let (secs, cpu) = (start.elapsed().as_secs_f64(), cpu_seconds() - cpu_start);
         println!(
             "{count} sentences in {secs:.3} s ({cpu:.2} CPU s): {:.1} sentences/s, {:.1} GFLOP/s, \

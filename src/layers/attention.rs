@@ -150,11 +150,14 @@ pub fn attention_reference(
     Tensor::cat(&contexts, 0)
 }
 
-/// Query rows per register block of the attention kernel.
-const QUERY_BLOCK: usize = 4;
-/// Columns per register block (two AVX registers of f32): with [`QUERY_BLOCK`] rows,
-/// eight independent accumulators, enough to hide the latency of the multiply-adds.
+/// Columns per register block: one AVX-512 register of f32, or two AVX registers.
 const LANES: usize = 16;
+/// Query rows per register block where the CPU has AVX-512 (eight accumulators of one
+/// register each) and elsewhere (four rows of two AVX registers: again eight), enough
+/// independent multiply-adds to hide their latency. Each output value is the same sum
+/// in the same order either way, so the two give the same bits.
+const WIDE_BLOCK: usize = 8;
+const NARROW_BLOCK: usize = 4;
 
 fn attention_cpu(qkv: &[f32], spans: &[Span], shape: &AttentionShape, mask: KeyMask) -> Vec<f32> {
     let (width, out_width) = (shape.qkv_width(), shape.context_width());
@@ -188,63 +191,271 @@ with_simd! {
             }
             return;
         }
-        let width = shape.qkv_width();
-        let kv_width = shape.kv_heads * d;
-        let k_at = shape.heads * d;
-        // Keys (transposed) and values of all heads in one sequential pass over the rows.
-        let padded = keys.div_ceil(LANES) * LANES;
-        let mut keys_t = vec![0f32; kv_width * padded];
-        let mut values = Vec::with_capacity(keys * kv_width);
-        for (j, row) in rows.chunks_exact(width).take(keys).enumerate() {
-            for (c, v) in row[k_at..k_at + kv_width].iter().enumerate() {
-                keys_t[c * padded + j] = *v;
-            }
-            values.extend_from_slice(&row[k_at + kv_width..k_at + 2 * kv_width]);
-        }
-        let mut scratch = Scratch::default();
+        let wide = super::kernels::SimdLevel::current() == super::kernels::SimdLevel::Avx512;
+        let block = if wide { WIDE_BLOCK } else { NARROW_BLOCK };
+        let operands = TextOperands::gather(rows, len, keys, shape, block);
+        let mut probs = vec![0f32; block * operands.padded];
         for head in 0..shape.heads {
-            let kv = head / shape.group();
-            let head_keys = &keys_t[kv * d * padded..(kv + 1) * d * padded];
-            let head_values = &values[kv * d..];
-            attend_head::<FMA>(rows, keys, head, shape, mask, head_keys, head_values, out, &mut scratch);
+            if wide {
+                attend_head::<FMA, WIDE_BLOCK>(&operands, head, shape, mask, &mut probs, out);
+            } else {
+                attend_head::<FMA, NARROW_BLOCK>(&operands, head, shape, mask, &mut probs, out);
+            }
         }
     }
 }
 
-/// Buffers one thread reuses across the heads of a text.
-#[derive(Default)]
-struct Scratch {
-    /// A block of queries, `[QUERY_BLOCK, head_dim]`.
+/// A text's queries, keys and values by head, each contiguous (the packed rows
+/// interleave every head), gathered in one pass over the rows.
+struct TextOperands {
+    keys: usize,
+    head_dim: usize,
+    /// Rows per head in `queries`: the text's length rounded up to the query block.
+    len_padded: usize,
+    /// Keys rounded up to [`LANES`].
+    padded: usize,
+    /// Scaled queries `[heads][len_padded][head_dim]`; rows past the text stay 0.
     queries: Vec<f32>,
-    /// Scores, then probabilities, of a block of queries, `[QUERY_BLOCK, padded keys]`.
-    probs: Vec<f32>,
+    /// Keys transposed, `[kv_heads][head_dim][padded]`.
+    keys_t: Vec<f32>,
+    /// Values `[kv_heads][keys][head_dim]`.
+    values: Vec<f32>,
 }
 
-/// `a b` for one register block: `a` holds [`QUERY_BLOCK`] rows of `k` values, `a_stride`
-/// apart; `b` has `k` rows, `b_stride` apart, of which the first [`LANES`] columns are
-/// used. Returns `[QUERY_BLOCK][LANES]`.
+impl TextOperands {
+    #[inline(always)]
+    fn gather(rows: &[f32], len: usize, keys: usize, shape: &AttentionShape, block: usize) -> Self {
+        let (d, width) = (shape.head_dim, shape.qkv_width());
+        let kv_width = shape.kv_heads * d;
+        let (k_at, v_at) = (shape.heads * d, shape.heads * d + kv_width);
+        let len_padded = len.div_ceil(block) * block;
+        let padded = keys.div_ceil(LANES) * LANES;
+        let mut queries = vec![0f32; shape.heads * len_padded * d];
+        for (i, row) in rows.chunks_exact(width).take(len).enumerate() {
+            for (h, query) in row[..k_at].chunks_exact(d).enumerate() {
+                let target = &mut queries[(h * len_padded + i) * d..(h * len_padded + i + 1) * d];
+                for (t, v) in target.iter_mut().zip(query) {
+                    *t = v * shape.scale;
+                }
+            }
+        }
+        let mut values = vec![0f32; kv_width * keys];
+        for (j, row) in rows.chunks_exact(width).take(keys).enumerate() {
+            for (kv, value) in row[v_at..v_at + kv_width].chunks_exact(d).enumerate() {
+                values[(kv * keys + j) * d..(kv * keys + j + 1) * d].copy_from_slice(value);
+            }
+        }
+        let mut keys_t = vec![0f32; kv_width * padded];
+        transpose(
+            &rows[..keys * width],
+            width,
+            k_at,
+            kv_width,
+            &mut keys_t,
+            padded,
+        );
+        TextOperands {
+            keys,
+            head_dim: d,
+            len_padded,
+            padded,
+            queries,
+            keys_t,
+            values,
+        }
+    }
+}
+
+/// `dst[c * dst_stride + j] = src[j * src_stride + at + c]` for every row `j` of `src`
+/// and `c < cols`: eight by eight in registers where the CPU has AVX2.
+fn transpose(
+    src: &[f32],
+    src_stride: usize,
+    at: usize,
+    cols: usize,
+    dst: &mut [f32],
+    dst_stride: usize,
+) {
+    let rows = src.len() / src_stride.max(1);
+    assert!(at + cols <= src_stride && cols.saturating_sub(1) * dst_stride + rows <= dst.len());
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if super::kernels::SimdLevel::current() >= super::kernels::SimdLevel::Avx2 {
+        done = rows / 8 * 8;
+        for j in (0..done).step_by(8) {
+            for c in (0..cols / 8 * 8).step_by(8) {
+                // SAFETY: AVX2 was detected; rows `j .. j + 8` and columns `at + c .. + 8`
+                // lie inside `src`, and rows `c .. c + 8` of `dst` hold columns `j .. j + 8`
+                // (checked above).
+                unsafe {
+                    x86::transpose8(
+                        src.as_ptr().add(j * src_stride + at + c),
+                        src_stride,
+                        dst.as_mut_ptr().add(c * dst_stride + j),
+                        dst_stride,
+                    );
+                }
+            }
+            for c in cols / 8 * 8..cols {
+                for r in j..j + 8 {
+                    dst[c * dst_stride + r] = src[r * src_stride + at + c];
+                }
+            }
+        }
+    }
+    for (j, row) in src.chunks_exact(src_stride).enumerate().skip(done) {
+        for (c, v) in row[at..at + cols].iter().enumerate() {
+            dst[c * dst_stride + j] = *v;
+        }
+    }
+}
+
+/// `a b` for one register block: `a` holds `R` rows of `k` values, `a_stride` apart;
+/// `b` has `k` rows, `b_stride` apart, of which the first [`LANES`] columns are used.
+/// Returns `[R][LANES]`. Explicit AVX-512 / AVX2 code where the CPU has it (the
+/// compiler's vectorisation of the loop below is not dependable): each value is the
+/// same chain of fused multiply-adds on every path.
 #[inline(always)]
-fn block_product<const FMA: bool>(
+fn block_product<const FMA: bool, const R: usize>(
     a: &[f32],
     a_stride: usize,
     b: &[f32],
     b_stride: usize,
     k: usize,
-) -> [[f32; LANES]; QUERY_BLOCK] {
-    let mut acc = [[0f32; LANES]; QUERY_BLOCK];
-    let a_rows: [&[f32]; QUERY_BLOCK] = std::array::from_fn(|r| &a[r * a_stride..r * a_stride + k]);
+) -> [[f32; LANES]; R] {
+    if k == 0 {
+        return [[0f32; LANES]; R];
+    }
+    // Every read below lies inside the slices.
+    assert!((R - 1) * a_stride + k <= a.len() && (k - 1) * b_stride + LANES <= b.len());
+    #[cfg(target_arch = "x86_64")]
+    if FMA {
+        use super::kernels::SimdLevel;
+        let (a, b) = (a.as_ptr(), b.as_ptr());
+        match SimdLevel::current() {
+            // SAFETY: the level was detected at run time; the reads are bounded above.
+            SimdLevel::Avx512 => {
+                return unsafe { x86::block_product_avx512::<R>(a, a_stride, b, b_stride, k) }
+            }
+            // SAFETY: as above.
+            SimdLevel::Avx2 => {
+                return unsafe { x86::block_product_avx2::<R>(a, a_stride, b, b_stride, k) }
+            }
+            SimdLevel::Baseline => {}
+        }
+    }
+    let mut acc = [[0f32; LANES]; R];
     for p in 0..k {
-        let Some(b_row) = b[p * b_stride..].first_chunk::<LANES>() else {
-            break;
-        };
-        for (acc_row, a_row) in acc.iter_mut().zip(&a_rows) {
-            let a = a_row[p];
+        let b_row = &b[p * b_stride..p * b_stride + LANES];
+        for (r, acc_row) in acc.iter_mut().enumerate() {
+            let a = a[r * a_stride + p];
             for (c, b) in acc_row.iter_mut().zip(b_row) {
                 *c = madd::<FMA>(a, *b, *c);
             }
         }
     }
     acc
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::LANES;
+
+    /// Transposes the 8 × 8 block at `src` (rows `src_stride` apart) into `dst` (rows
+    /// `dst_stride` apart).
+    ///
+    /// # Safety
+    /// The CPU must have AVX2; both blocks must be inside their buffers.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn transpose8(src: *const f32, src_stride: usize, dst: *mut f32, dst_stride: usize) {
+        let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src.add(i * src_stride)));
+        // Pairs of rows interleaved, then pairs of pairs: each 128-bit half then holds
+        // four values of one column (of rows 0-3 or 4-7).
+        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        let s = [
+            _mm256_shuffle_ps::<0x44>(t0, t2),
+            _mm256_shuffle_ps::<0xEE>(t0, t2),
+            _mm256_shuffle_ps::<0x44>(t1, t3),
+            _mm256_shuffle_ps::<0xEE>(t1, t3),
+            _mm256_shuffle_ps::<0x44>(t4, t6),
+            _mm256_shuffle_ps::<0xEE>(t4, t6),
+            _mm256_shuffle_ps::<0x44>(t5, t7),
+            _mm256_shuffle_ps::<0xEE>(t5, t7),
+        ];
+        for c in 0..4 {
+            let low = _mm256_permute2f128_ps::<0x20>(s[c], s[c + 4]);
+            let high = _mm256_permute2f128_ps::<0x31>(s[c], s[c + 4]);
+            _mm256_storeu_ps(dst.add(c * dst_stride), low);
+            _mm256_storeu_ps(dst.add((c + 4) * dst_stride), high);
+        }
+    }
+
+    /// # Safety
+    /// The CPU must have AVX-512F; `a` is readable at `r * a_stride + p` and `b` at
+    /// `p * b_stride + c` for every `r < R`, `p < k`, `c < LANES`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn block_product_avx512<const R: usize>(
+        a: *const f32,
+        a_stride: usize,
+        b: *const f32,
+        b_stride: usize,
+        k: usize,
+    ) -> [[f32; LANES]; R] {
+        let mut acc = [_mm512_setzero_ps(); R];
+        for p in 0..k {
+            let row = _mm512_loadu_ps(b.add(p * b_stride));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                *acc = _mm512_fmadd_ps(_mm512_set1_ps(*a.add(r * a_stride + p)), row, *acc);
+            }
+        }
+        let mut out = [[0f32; LANES]; R];
+        for (out, acc) in out.iter_mut().zip(acc) {
+            _mm512_storeu_ps(out.as_mut_ptr(), acc);
+        }
+        out
+    }
+
+    /// # Safety
+    /// The CPU must have AVX2 and FMA; the reads are those of [`block_product_avx512`].
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn block_product_avx2<const R: usize>(
+        a: *const f32,
+        a_stride: usize,
+        b: *const f32,
+        b_stride: usize,
+        k: usize,
+    ) -> [[f32; LANES]; R] {
+        let mut acc = [[_mm256_setzero_ps(); 2]; R];
+        for p in 0..k {
+            let row = [
+                _mm256_loadu_ps(b.add(p * b_stride)),
+                _mm256_loadu_ps(b.add(p * b_stride + 8)),
+            ];
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let x = _mm256_set1_ps(*a.add(r * a_stride + p));
+                acc[0] = _mm256_fmadd_ps(x, row[0], acc[0]);
+                acc[1] = _mm256_fmadd_ps(x, row[1], acc[1]);
+            }
+        }
+        let mut out = [[0f32; LANES]; R];
+        for (out, acc) in out.iter_mut().zip(acc) {
+            _mm256_storeu_ps(out.as_mut_ptr(), acc[0]);
+            _mm256_storeu_ps(out.as_mut_ptr().add(8), acc[1]);
+        }
+        out
+    }
 }
 
 /// Exponentiates `scores` less their maximum, in place, and returns the reciprocal of
@@ -283,48 +494,33 @@ fn softmax_unnormalised<const FMA: bool>(scores: &mut [f32]) -> f32 {
     }
 }
 
-/// One head of one text, written into its columns of `out` (`[len, context_width]`).
-/// `keys_t` is the head's keys transposed, `[head_dim, keys rounded up to LANES]`;
-/// `values` starts at the head's first value of a `[keys, kv_width]` matrix.
-#[allow(clippy::too_many_arguments)]
+/// One head of one text, from its gathered operands, written into its columns of `out`
+/// (`[len, context_width]`), `R` queries at a time; `probs` holds `[R][padded]` scores.
 #[inline(always)]
-fn attend_head<const FMA: bool>(
-    rows: &[f32],
-    keys: usize,
+fn attend_head<const FMA: bool, const R: usize>(
+    s: &TextOperands,
     head: usize,
     shape: &AttentionShape,
     mask: KeyMask,
-    keys_t: &[f32],
-    values: &[f32],
+    probs: &mut [f32],
     out: &mut [f32],
-    scratch: &mut Scratch,
 ) {
-    let d = shape.head_dim;
-    let (width, out_width, kv_width) =
-        (shape.qkv_width(), shape.context_width(), shape.kv_heads * d);
+    let (d, padded, keys) = (s.head_dim, s.padded, s.keys);
+    let out_width = shape.context_width();
     let q_at = head * d;
-    let padded = keys.div_ceil(LANES) * LANES;
-    let s = scratch;
-    s.queries.resize(QUERY_BLOCK * d, 0.0);
-    s.probs.resize(QUERY_BLOCK * padded, 0.0);
-    for (block, (block_rows, block_out)) in rows
-        .chunks(QUERY_BLOCK * width)
-        .zip(out.chunks_mut(QUERY_BLOCK * out_width))
+    let kv = head / shape.group();
+    let head_queries = &s.queries[head * s.len_padded * d..(head + 1) * s.len_padded * d];
+    let keys_t = &s.keys_t[kv * d * padded..(kv + 1) * d * padded];
+    let values = &s.values[kv * keys * d..(kv + 1) * keys * d];
+    for (block, (queries, block_out)) in head_queries
+        .chunks_exact(R * d)
+        .zip(out.chunks_mut(R * out_width))
         .enumerate()
     {
-        let first = block * QUERY_BLOCK;
-        let real = block_rows.len() / width;
-        // Rows past the text's end stay zero queries: computed, never written out.
-        s.queries.fill(0.0);
-        for (row, query) in block_rows
-            .chunks_exact(width)
-            .zip(s.queries.chunks_exact_mut(d))
-        {
-            for (q, v) in query.iter_mut().zip(&row[q_at..q_at + d]) {
-                *q = v * shape.scale;
-            }
-        }
-        let ranges: [(usize, usize); QUERY_BLOCK] = std::array::from_fn(|r| {
+        let first = block * R;
+        // Rows past the text's end are zero queries: computed, never written out.
+        let real = block_out.len() / out_width;
+        let ranges: [(usize, usize); R] = std::array::from_fn(|r| {
             if r < real {
                 mask.range(first + r, keys)
             } else {
@@ -337,15 +533,15 @@ fn attend_head<const FMA: bool>(
             continue;
         }
         for jb in (lo / LANES * LANES..hi).step_by(LANES) {
-            let acc = block_product::<FMA>(&s.queries, d, &keys_t[jb..], padded, d);
-            for (acc_row, probs) in acc.iter().zip(s.probs.chunks_exact_mut(padded)) {
+            let acc = block_product::<FMA, R>(queries, d, &keys_t[jb..], padded, d);
+            for (acc_row, probs) in acc.iter().zip(probs.chunks_exact_mut(padded)) {
                 probs[jb..jb + LANES].copy_from_slice(acc_row);
             }
         }
-        let mut inv = [0f32; QUERY_BLOCK];
+        let mut inv = [0f32; R];
         for ((inv, probs), &(a, b)) in inv
             .iter_mut()
-            .zip(s.probs.chunks_exact_mut(padded))
+            .zip(probs.chunks_exact_mut(padded))
             .zip(&ranges)
         {
             if a < b {
@@ -357,13 +553,8 @@ fn attend_head<const FMA: bool>(
             }
         }
         for cb in (0..d).step_by(LANES) {
-            let acc = block_product::<FMA>(
-                &s.probs[lo..],
-                padded,
-                &values[lo * kv_width + cb..],
-                kv_width,
-                hi - lo,
-            );
+            let acc =
+                block_product::<FMA, R>(&probs[lo..], padded, &values[lo * d + cb..], d, hi - lo);
             for ((acc_row, inv), out_row) in acc
                 .iter()
                 .zip(inv)

@@ -3,9 +3,7 @@
 
 use half::bf16;
 
-use rayon::prelude::*;
-
-use super::{for_each_tile, interleave_row_blocks, Panels, MR, PANEL};
+use super::{for_each_tile, pack_rows, Panels, MR, PANEL};
 use crate::layers::kernels::with_simd;
 
 /// Input values per packed group (one `u32` of two bf16).
@@ -59,26 +57,15 @@ impl Bf16Weight {
     /// `x Wᵀ` for `m` rows of `x` (`[m, k]`, row-major): `[m, n]`.
     pub fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
         let (n, k, groups) = (self.panels.n, self.panels.k, self.panels.groups);
-        let activations = interleave_row_blocks(&rows_to_pairs(x, m, k, groups), m, groups);
+        let activations = pack_rows(m, groups, |first, block| {
+            let rows = block.len() / groups.max(1);
+            round_rows(&x[first * k..(first + rows) * k], k, groups, block);
+        });
         for_each_tile(m, n, k, |first_row, rows, p| {
             let a = &activations[first_row * groups..(first_row + rows) * groups];
             tile(a, rows, groups, self.panels.panel(p))
         })
     }
-}
-
-/// `m` rows of `x` rounded to bf16 and packed in pairs, `groups` per row (spread over
-/// the rayon pool for large inputs).
-fn rows_to_pairs(x: &[f32], m: usize, k: usize, groups: usize) -> Vec<u32> {
-    let mut out = vec![0u32; m * groups];
-    if k == 0 {
-        return out;
-    }
-    let rows_per_task = crate::layers::kernels::rows_per_task(k);
-    out.par_chunks_mut(groups * rows_per_task)
-        .zip(x.par_chunks(k * rows_per_task))
-        .for_each(|(out, x)| round_rows(x, k, groups, out));
-    out
 }
 
 with_simd! {
@@ -131,7 +118,7 @@ fn portable_tile(a: &[u32], rows: usize, groups: usize, panel: &[u32]) -> [[f32;
     let mut out = [[0f32; PANEL]; MR];
     for (r, line) in out.iter_mut().take(rows).enumerate() {
         for g in 0..groups {
-            let [x0, x1] = unpair(a[g * rows + r]);
+            let [x0, x1] = unpair(a[r * groups + g]);
             for (acc, w) in line.iter_mut().zip(&panel[g * PANEL..(g + 1) * PANEL]) {
                 let [w0, w1] = unpair(*w);
                 *acc += x0 * w0 + x1 * w1;
@@ -168,7 +155,8 @@ mod x86 {
             let b1: __m512bh =
                 std::mem::transmute(_mm512_loadu_si512(b.add(g * PANEL + 16).cast()));
             for (r, acc) in acc.iter_mut().enumerate() {
-                let x: __m512bh = std::mem::transmute(_mm512_set1_epi32(*a.add(g * R + r) as i32));
+                let x: __m512bh =
+                    std::mem::transmute(_mm512_set1_epi32(*a.add(r * groups + g) as i32));
                 acc[0] = _mm512_dpbf16_ps(acc[0], x, b0);
                 acc[1] = _mm512_dpbf16_ps(acc[1], x, b1);
             }
@@ -229,7 +217,6 @@ mod tests {
                 .chunks_exact(k)
                 .flat_map(|row| (0..groups).map(move |g| pair_of(row, g)))
                 .collect::<Vec<u32>>();
-            let a = interleave_row_blocks(&a, m, groups);
             let tile = portable_tile(&a, m.min(MR), groups, w.panels.panel(0));
             for r in 0..m.min(MR) {
                 for c in 0..n.min(PANEL) {
@@ -250,7 +237,8 @@ mod tests {
             .chain(specials)
             .collect();
         let k = x.len();
-        let pairs = rows_to_pairs(&x, 1, k, k.div_ceil(GROUP));
+        let mut pairs = vec![0u32; k.div_ceil(GROUP)];
+        round_rows(&x, k, pairs.len(), &mut pairs);
         let got: Vec<u16> = pairs
             .iter()
             .flat_map(|p| [*p as u16, (*p >> 16) as u16])

@@ -46,12 +46,8 @@ impl F32Weight {
     pub fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
         let (n, k) = (self.panels.n, self.panels.k);
         if m <= PANEL_KERNEL_ROWS {
-            // f32 bits moved as `u32`s: the interleaving only reorders them.
-            let bits: &[u32] = bytemuck::cast_slice(&x[..m * k]);
-            let activations = super::interleave_row_blocks(bits, m, k);
             return for_each_tile(m, n, k, |first_row, rows, p| {
-                let rows_of: &[f32] =
-                    bytemuck::cast_slice(&activations[first_row * k..(first_row + rows) * k]);
+                let rows_of = &x[first_row * k..(first_row + rows) * k];
                 panel_tile(rows_of, rows, k, bytemuck::cast_slice(self.panels.panel(p)))
             });
         }
@@ -117,52 +113,54 @@ fn panel_tile(a: &[f32], rows: usize, k: usize, panel: &[f32]) -> [[f32; PANEL];
 const PANEL_KERNEL_ROWS: usize = 48;
 
 with_simd! {
-    /// `rows` interleaved activation rows (`a[g * rows + r]`) against one panel
+    /// `rows` activation rows (`[rows][k]`) against one panel
     /// (`[k][PANEL]`).
     fn tile(a: &[f32], rows: usize, k: usize, panel: &[f32]) -> [[f32; PANEL]; MR] {
         let mut out = [[0f32; PANEL]; MR];
         // At most four rows per pass: 8 accumulators of 16 lanes stay in registers.
         match rows {
-            1 => pass::<FMA, 1, 1>(a, 0, k, panel, &mut out),
-            2 => pass::<FMA, 2, 2>(a, 0, k, panel, &mut out),
-            3 => pass::<FMA, 3, 3>(a, 0, k, panel, &mut out),
-            4 => pass::<FMA, 4, 4>(a, 0, k, panel, &mut out),
+            1 => pass::<FMA, 1>(a, 0, k, panel, &mut out),
+            2 => pass::<FMA, 2>(a, 0, k, panel, &mut out),
+            3 => pass::<FMA, 3>(a, 0, k, panel, &mut out),
+            4 => pass::<FMA, 4>(a, 0, k, panel, &mut out),
             5 => {
-                pass::<FMA, 4, 5>(a, 0, k, panel, &mut out);
-                pass::<FMA, 1, 5>(a, 4, k, panel, &mut out);
+                pass::<FMA, 4>(a, 0, k, panel, &mut out);
+                pass::<FMA, 1>(a, 4, k, panel, &mut out);
             }
             6 => {
-                pass::<FMA, 4, 6>(a, 0, k, panel, &mut out);
-                pass::<FMA, 2, 6>(a, 4, k, panel, &mut out);
+                pass::<FMA, 4>(a, 0, k, panel, &mut out);
+                pass::<FMA, 2>(a, 4, k, panel, &mut out);
             }
             7 => {
-                pass::<FMA, 4, 7>(a, 0, k, panel, &mut out);
-                pass::<FMA, 3, 7>(a, 4, k, panel, &mut out);
+                pass::<FMA, 4>(a, 0, k, panel, &mut out);
+                pass::<FMA, 3>(a, 4, k, panel, &mut out);
             }
             _ => {
-                pass::<FMA, 4, 8>(a, 0, k, panel, &mut out);
-                pass::<FMA, 4, 8>(a, 4, k, panel, &mut out);
+                pass::<FMA, 4>(a, 0, k, panel, &mut out);
+                pass::<FMA, 4>(a, 4, k, panel, &mut out);
             }
         }
         out
     }
 }
 
-/// Rows `first .. first + R` of a tile whose `S` rows are interleaved in `a`, with
-/// fixed-size accumulators so that the compiler keeps them in vector registers.
+/// Rows `first .. first + R` of a tile's rows in `a` (`[rows][k]`), with fixed-size
+/// accumulators so that the compiler keeps them in vector registers.
 #[inline(always)]
-fn pass<const FMA: bool, const R: usize, const S: usize>(
+fn pass<const FMA: bool, const R: usize>(
     a: &[f32],
     first: usize,
     k: usize,
     panel: &[f32],
     out: &mut [[f32; PANEL]; MR],
 ) {
+    let rows: [&[f32]; R] = std::array::from_fn(|r| &a[(first + r) * k..(first + r + 1) * k]);
     let mut acc = [[0f32; PANEL]; R];
-    for (x, w) in a.chunks_exact(S).zip(panel.chunks_exact(PANEL)).take(k) {
-        for r in 0..R {
-            for c in 0..PANEL {
-                acc[r][c] = madd::<FMA>(x[first + r], w[c], acc[r][c]);
+    for (g, w) in panel.chunks_exact(PANEL).take(k).enumerate() {
+        for (acc, row) in acc.iter_mut().zip(&rows) {
+            let x = row[g];
+            for (acc, w) in acc.iter_mut().zip(w) {
+                *acc = madd::<FMA>(x, *w, *acc);
             }
         }
     }
@@ -192,7 +190,7 @@ mod x86 {
             let w0 = _mm512_loadu_ps(w.add(g * PANEL));
             let w1 = _mm512_loadu_ps(w.add(g * PANEL + 16));
             for (r, acc) in acc.iter_mut().enumerate() {
-                let x = _mm512_set1_ps(*a.add(g * R + r));
+                let x = _mm512_set1_ps(*a.add(r * k + g));
                 acc[0] = _mm512_fmadd_ps(x, w0, acc[0]);
                 acc[1] = _mm512_fmadd_ps(x, w1, acc[1]);
             }

@@ -13,7 +13,7 @@
 
 use rayon::prelude::*;
 
-use super::{for_each_tile, interleave_row_blocks, vnni_supported, Panels, MR, PANEL};
+use super::{for_each_tile, vnni_supported, Panels, MR, PANEL};
 use crate::layers::kernels::{with_simd, SimdLevel};
 
 /// Input values per packed group (one `u32` of four codes).
@@ -214,16 +214,15 @@ impl Int8Weight {
 
     /// `x Wᵀ` for `m` rows of `x` (`[m, k]`, row-major): `[m, n]`.
     pub fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
-        let (n, k, groups) = (self.panels.n, self.panels.k, self.panels.groups);
+        let (n, k) = (self.panels.n, self.panels.k);
         let kernel = Kernel::current();
         let (activations, row_blocks) = quantize_activations(x, m, k);
-        let activations = interleave_row_blocks(&activations, m, groups);
         for_each_tile(m, n, k, |first_row, rows, p| {
             kernel.run(&self.tile(&activations, &row_blocks, first_row, rows, p))
         })
     }
 
-    /// Rows `first_row ..` (`rows` of them) of the interleaved activations against panel
+    /// Rows `first_row ..` (`rows` of them) of the row-major activations against panel
     /// `p`.
     fn tile<'a>(
         &'a self,
@@ -366,7 +365,7 @@ fn portable_tile(tile: &Tile) -> [[f32; PANEL]; MR] {
             let mut dots = [0i32; PANEL];
             let first = b * GROUPS_PER_BLOCK;
             for g in first..(first + GROUPS_PER_BLOCK).min(tile.groups) {
-                let x = tile.activations[g * tile.rows + r].to_le_bytes();
+                let x = tile.activations[r * tile.groups + g].to_le_bytes();
                 for (dot, w) in dots.iter_mut().zip(&tile.codes[g * PANEL..(g + 1) * PANEL]) {
                     let w = w.to_le_bytes();
                     for j in 0..GROUP {
@@ -417,7 +416,7 @@ mod x86 {
                 let b0 = _mm512_loadu_si512(b.add(g * PANEL).cast());
                 let b1 = _mm512_loadu_si512(b.add(g * PANEL + 16).cast());
                 for (r, dots) in dots.iter_mut().enumerate() {
-                    let x = _mm512_set1_epi32(*a.add(g * R + r) as i32);
+                    let x = _mm512_set1_epi32(*a.add(r * groups + g) as i32);
                     dots[0] = _mm512_dpbusd_epi32(dots[0], x, b0);
                     dots[1] = _mm512_dpbusd_epi32(dots[1], x, b1);
                 }
@@ -487,7 +486,7 @@ mod x86 {
         out: &mut [[i32; PANEL]; 2],
     ) {
         let groups = tile.groups;
-        let a = tile.activations.as_ptr().add(first);
+        let a = tile.activations.as_ptr().add(first * groups);
         let b = tile.codes.as_ptr();
         let start = block * GROUPS_PER_BLOCK;
         let end = (start + GROUPS_PER_BLOCK).min(groups);
@@ -503,7 +502,7 @@ mod x86 {
                     _mm256_cvtepi8_epi16(_mm_loadu_si128(base.add(3))),
                 ];
                 for (r, acc) in acc.iter_mut().enumerate() {
-                    let codes = _mm_cvtsi32_si128(*a.add(g * tile.rows + r) as i32);
+                    let codes = _mm_cvtsi32_si128(*a.add(r * groups + g) as i32);
                     let x = _mm256_broadcastq_epi64(_mm_cvtepu8_epi16(codes));
                     for (acc, w) in acc.iter_mut().zip(&w) {
                         *acc = _mm256_add_epi32(*acc, _mm256_madd_epi16(*w, x));
@@ -581,9 +580,7 @@ mod tests {
             let w = Int8Weight::new(&values(n * k, 3), n, k);
             let x = values(m * k, 4);
             let want = reference(&w, &x, m);
-            let groups = k.div_ceil(GROUP);
             let (a, row_blocks) = quantize_activations(&x, m, k);
-            let a = interleave_row_blocks(&a, m, groups);
             let mut first_kernel: Option<Vec<f32>> = None;
             for kernel in &kernels {
                 let mut got = vec![0f32; m * n];

@@ -313,22 +313,38 @@ impl Panels {
     }
 }
 
-/// Reorders row-major activation groups (`m` rows of `groups`) so that each block of
-/// [`MR`] rows is group-major: the rows a microkernel broadcasts at one step sit side
-/// by side. A block of `rows` rows from `first` keeps its range `first * groups ..
-/// (first + rows) * groups`, with row `r`'s group `g` at `g * rows + r` within it.
-pub(crate) fn interleave_row_blocks(data: &[u32], m: usize, groups: usize) -> Vec<u32> {
-    let mut out = vec![0u32; data.len()];
-    for first in (0..m).step_by(MR) {
-        let rows = MR.min(m - first);
-        let block = &data[first * groups..(first + rows) * groups];
-        let target = &mut out[first * groups..(first + rows) * groups];
-        for (r, row) in block.chunks_exact(groups.max(1)).enumerate() {
-            for (g, value) in row.iter().enumerate() {
-                target[g * rows + r] = *value;
-            }
-        }
+/// `m` rows of `groups` packed activation values each, row-major, that `pack(first_row,
+/// block)` writes a block of up to [`MR`] rows at a time (`block` is `rows × groups`):
+/// spread over the rayon pool for large inputs, and never zero-filled first.
+pub(crate) fn pack_rows(
+    m: usize,
+    groups: usize,
+    pack: impl Fn(usize, &mut [u32]) + Sync,
+) -> Vec<u32> {
+    let mut out = Vec::with_capacity(m * groups);
+    if groups == 0 {
+        return out;
     }
+    let rows_per_task = crate::layers::kernels::rows_per_task(groups).div_ceil(MR) * MR;
+    let run = |first_task_row: usize, target: &mut [std::mem::MaybeUninit<u32>]| {
+        for (b, block) in target.chunks_mut(MR * groups).enumerate() {
+            // SAFETY: `u32` has no invalid bit patterns and no drop; `pack` writes every
+            // value of the block before anything reads it (checked by the tests).
+            let block: &mut [u32] = unsafe { &mut *(block as *mut [_] as *mut [u32]) };
+            pack(first_task_row + b * MR, block);
+        }
+    };
+    let spare = &mut out.spare_capacity_mut()[..m * groups];
+    if m <= rows_per_task || rayon::current_num_threads() == 1 {
+        run(0, spare);
+    } else {
+        spare
+            .par_chunks_mut(rows_per_task * groups)
+            .enumerate()
+            .for_each(|(task, target)| run(task * rows_per_task, target));
+    }
+    // SAFETY: the blocks cover all `m * groups` values, each written by `pack`.
+    unsafe { out.set_len(m * groups) };
     out
 }
 
@@ -422,9 +438,17 @@ fn run_tiles(
             for (r, row) in values.iter().take(rows).enumerate() {
                 let start = (first_row + r) * n + first_col;
                 // SAFETY: `start + cols <= m * n`, the buffer's length, and this task
-                // alone writes this row's columns of this panel.
+                // alone writes this row's columns of this panel. A whole panel is a
+                // fixed-size copy (inlined, not a library call per row).
                 unsafe {
-                    std::ptr::copy_nonoverlapping(row.as_ptr(), out.ptr.add(start), cols);
+                    if cols == PANEL {
+                        out.ptr
+                            .add(start)
+                            .cast::<[f32; PANEL]>()
+                            .write_unaligned(*row);
+                    } else {
+                        std::ptr::copy_nonoverlapping(row.as_ptr(), out.ptr.add(start), cols);
+                    }
                 }
             }
         }
@@ -449,6 +473,29 @@ mod tests {
                     b.code(c - 5, g)
                 };
                 assert_eq!(both.code(c, g), want);
+            }
+        }
+    }
+
+    /// Every row lands in its place, serially and split over two threads.
+    #[test]
+    fn packing_places_every_row() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        for (m, groups) in [(1, 1), (7, 3), (9, 192), (200, 5), (1000, 192)] {
+            let pack = |first: usize, block: &mut [u32]| {
+                for (i, v) in block.iter_mut().enumerate() {
+                    *v = (first * groups + i) as u32;
+                }
+            };
+            for got in [
+                pack_rows(m, groups, pack),
+                pool.install(|| pack_rows(m, groups, pack)),
+            ] {
+                let want: Vec<u32> = (0..(m * groups) as u32).collect();
+                assert_eq!(got, want, "{m}x{groups}");
             }
         }
     }
