@@ -1,11 +1,11 @@
 //! One short text per call on a small model, in a loop, for profiling the fixed cost of a
 //! call (`perf record`); prints the median microseconds per call.
 //!
-//! `cargo run --release --example profile_one_text -- [model dir] [calls] [words]`
+//! `cargo run --release --example profile_one_text -- [model dir] [calls] [words] [f32|bf16|int8]`
 
 use std::time::Instant;
 
-use tessera::DenseEmbedder;
+use tessera::{DType, DenseEmbedder, Quantize};
 
 const MODEL: &str = "tests/fixtures/golden/dense/tiny_mean_nonorm/model";
 
@@ -21,7 +21,13 @@ fn main() -> tessera::Result<()> {
         .copied()
         .collect::<Vec<_>>()
         .join(" ");
-    let model = DenseEmbedder::builder().model(dir).build()?;
+    let builder = DenseEmbedder::builder().model(dir);
+    let model = match args.next().as_deref() {
+        Some("bf16") => builder.dtype(DType::BF16),
+        Some("int8") => builder.quantize(Quantize::Int8),
+        _ => builder,
+    }
+    .build()?;
     // Inside a pool, as the Python bindings run: parallel regions start on a worker.
     let pool = rayon::ThreadPoolBuilder::new()
         .build()

@@ -167,15 +167,20 @@ impl TextEncoder {
                 "token id {bad} is outside the model's vocabulary of {vocab}"
             )));
         }
-        if !self.device.is_cpu() || batch.total_tokens() <= CPU_CHUNK_TOKENS {
+        if !self.device.is_cpu() {
             return Ok(self.model.forward(batch)?);
         }
-        let outputs = batch
-            .chunks(CPU_CHUNK_TOKENS)
-            .iter()
-            .map(|chunk| self.model.forward(chunk))
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        Ok(Tensor::cat(&outputs, 0)?)
+        crate::threads::with_busy_helpers(|| {
+            if batch.total_tokens() <= CPU_CHUNK_TOKENS {
+                return Ok(self.model.forward(batch)?);
+            }
+            let outputs = batch
+                .chunks(CPU_CHUNK_TOKENS)
+                .iter()
+                .map(|chunk| self.model.forward(chunk))
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            Ok(Tensor::cat(&outputs, 0)?)
+        })
     }
 
     /// Runs `sequences` through the encoder in length-sorted packed batches of

@@ -5,6 +5,7 @@
 //! do not exist. Calls run on this pool instead, and a process whose id changed since
 //! the pool was built gets a fresh one (the parent's is leaked, never touched again).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rayon::{ThreadPool, ThreadPoolBuilder};
@@ -36,4 +37,41 @@ pub fn pool() -> Result<Arc<ThreadPool>> {
     );
     *slot = Some((pid, pool.clone()));
     Ok(pool)
+}
+
+/// Runs `work` while the pool's other threads poll for its tasks instead of sleeping.
+///
+/// A forward pass is a chain of short parallel regions (tens of microseconds for one
+/// text). A worker that went to sleep between two of them must be woken by the kernel,
+/// which costs about as much as the region saves, and more in a virtual machine; a worker
+/// kept polling picks the next region's tasks up at once. The polling stops when `work`
+/// returns (or unwinds), so idle pools still sleep.
+pub fn with_busy_helpers<T>(work: impl FnOnce() -> T) -> T {
+    let helpers = rayon::current_num_threads().saturating_sub(1);
+    if helpers == 0 {
+        return work();
+    }
+    let done = AtomicBool::new(false);
+    rayon::in_place_scope(|scope| {
+        for _ in 0..helpers {
+            scope.spawn(|_| {
+                while !done.load(Ordering::Acquire) {
+                    if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                        std::hint::spin_loop();
+                    }
+                }
+            });
+        }
+        // Set on return and on unwinding alike: the scope waits for the pollers.
+        let _stop = StopOnDrop(&done);
+        work()
+    })
+}
+
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
 }
