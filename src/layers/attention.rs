@@ -278,36 +278,64 @@ fn transpose(
 ) {
     let rows = src.len() / src_stride.max(1);
     assert!(at + cols <= src_stride && cols.saturating_sub(1) * dst_stride + rows <= dst.len());
-    let mut done = 0;
-    #[cfg(target_arch = "x86_64")]
-    if super::kernels::SimdLevel::current() >= super::kernels::SimdLevel::Avx2 {
-        done = rows / 8 * 8;
-        for j in (0..done).step_by(8) {
-            for c in (0..cols / 8 * 8).step_by(8) {
-                // SAFETY: AVX2 was detected; rows `j .. j + 8` and columns `at + c .. + 8`
-                // lie inside `src`, and rows `c .. c + 8` of `dst` hold columns `j .. j + 8`
-                // (checked above).
-                unsafe {
-                    x86::transpose8(
-                        src.as_ptr().add(j * src_stride + at + c),
-                        src_stride,
-                        dst.as_mut_ptr().add(c * dst_stride + j),
-                        dst_stride,
-                    );
-                }
-            }
-            for c in cols / 8 * 8..cols {
-                for r in j..j + 8 {
-                    dst[c * dst_stride + r] = src[r * src_stride + at + c];
-                }
-            }
-        }
-    }
+    let done = transpose_row_blocks(src, src_stride, at, cols, dst, dst_stride, rows);
     for (j, row) in src.chunks_exact(src_stride).enumerate().skip(done) {
         for (c, v) in row[at..at + cols].iter().enumerate() {
             dst[c * dst_stride + j] = *v;
         }
     }
+}
+
+/// The first `rows / 8 * 8` rows of [`transpose`] in 8 × 8 register blocks where the
+/// CPU has AVX2; returns how many rows it did (0 elsewhere).
+#[cfg(target_arch = "x86_64")]
+fn transpose_row_blocks(
+    src: &[f32],
+    src_stride: usize,
+    at: usize,
+    cols: usize,
+    dst: &mut [f32],
+    dst_stride: usize,
+    rows: usize,
+) -> usize {
+    if super::kernels::SimdLevel::current() < super::kernels::SimdLevel::Avx2 {
+        return 0;
+    }
+    let done = rows / 8 * 8;
+    for j in (0..done).step_by(8) {
+        for c in (0..cols / 8 * 8).step_by(8) {
+            // SAFETY: AVX2 was detected; rows `j .. j + 8` and columns `at + c .. + 8`
+            // lie inside `src`, and rows `c .. c + 8` of `dst` hold columns `j .. j + 8`
+            // (checked by the caller).
+            unsafe {
+                x86::transpose8(
+                    src.as_ptr().add(j * src_stride + at + c),
+                    src_stride,
+                    dst.as_mut_ptr().add(c * dst_stride + j),
+                    dst_stride,
+                );
+            }
+        }
+        for c in cols / 8 * 8..cols {
+            for r in j..j + 8 {
+                dst[c * dst_stride + r] = src[r * src_stride + at + c];
+            }
+        }
+    }
+    done
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn transpose_row_blocks(
+    _src: &[f32],
+    _src_stride: usize,
+    _at: usize,
+    _cols: usize,
+    _dst: &mut [f32],
+    _dst_stride: usize,
+    _rows: usize,
+) -> usize {
+    0
 }
 
 /// `a b` for one register block: `a` holds `R` rows of `k` values, `a_stride` apart;
