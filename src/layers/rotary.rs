@@ -134,12 +134,7 @@ mod tests {
 
     #[test]
     fn in_place_rotation_matches_candle_ops() -> candle_core::Result<()> {
-        let shape = AttentionShape {
-            heads: 4,
-            kv_heads: 2,
-            head_dim: 8,
-            scale: 1.0,
-        };
+        let shape = AttentionShape::new(4, 2, 8, 1.0);
         let tokens = 7;
         let data: Vec<f32> = (0..tokens * shape.qkv_width())
             .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.03)

@@ -258,12 +258,12 @@ impl BertModel {
             layers,
             config: cfg.clone(),
             positions,
-            shape: AttentionShape {
-                heads: cfg.num_attention_heads,
-                kv_heads: cfg.num_attention_heads,
+            shape: AttentionShape::new(
+                cfg.num_attention_heads,
+                cfg.num_attention_heads,
                 head_dim,
-                scale: 1.0 / (head_dim as f32).sqrt(),
-            },
+                1.0 / (head_dim as f32).sqrt(),
+            ),
         })
     }
 }

@@ -116,12 +116,12 @@ impl Config {
                 )));
             }
         }
-        Ok(AttentionShape {
+        Ok(AttentionShape::new(
             heads,
             kv_heads,
-            head_dim: self.head_dim,
-            scale: (1.0 / self.query_pre_attn_scalar.sqrt()) as f32,
-        })
+            self.head_dim,
+            (1.0 / self.query_pre_attn_scalar.sqrt()) as f32,
+        ))
     }
 
     /// Whether layer `i` attends within the sliding window.

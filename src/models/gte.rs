@@ -141,12 +141,12 @@ impl GteModel {
             embeddings,
             layers,
             rotary: Rotary::ntk(head_dim, cfg.rope_theta, factor),
-            shape: AttentionShape {
-                heads: cfg.num_attention_heads,
-                kv_heads: cfg.num_attention_heads,
+            shape: AttentionShape::new(
+                cfg.num_attention_heads,
+                cfg.num_attention_heads,
                 head_dim,
-                scale: 1.0 / (head_dim as f32).sqrt(),
-            },
+                1.0 / (head_dim as f32).sqrt(),
+            ),
             config: cfg.clone(),
         })
     }

@@ -120,12 +120,12 @@ impl ModernBertModel {
             final_norm: Norm::layer_norm(vb.pp("final_norm"), h, eps, cfg.norm_bias)?,
             global_rotary: Rotary::new(head_dim, cfg.global_rope_theta),
             local_rotary: Rotary::new(head_dim, cfg.local_rope_theta),
-            shape: AttentionShape {
-                heads: cfg.num_attention_heads,
-                kv_heads: cfg.num_attention_heads,
+            shape: AttentionShape::new(
+                cfg.num_attention_heads,
+                cfg.num_attention_heads,
                 head_dim,
-                scale: 1.0 / (head_dim as f32).sqrt(),
-            },
+                1.0 / (head_dim as f32).sqrt(),
+            ),
             config: cfg.clone(),
         })
     }

@@ -149,12 +149,12 @@ impl NomicBertModel {
             embeddings,
             layers,
             rotary: Rotary::new(head_dim, cfg.rotary_emb_base),
-            shape: AttentionShape {
-                heads: cfg.n_head,
-                kv_heads: cfg.n_head,
+            shape: AttentionShape::new(
+                cfg.n_head,
+                cfg.n_head,
                 head_dim,
-                scale: 1.0 / (head_dim as f32).sqrt(),
-            },
+                1.0 / (head_dim as f32).sqrt(),
+            ),
             config: cfg.clone(),
         })
     }

@@ -84,12 +84,12 @@ impl Config {
                 "head_dim {head_dim} must be even for rotary positions"
             )));
         }
-        Ok(AttentionShape {
+        Ok(AttentionShape::new(
             heads,
             kv_heads,
             head_dim,
-            scale: 1.0 / (head_dim as f32).sqrt(),
-        })
+            1.0 / (head_dim as f32).sqrt(),
+        ))
     }
 }
 

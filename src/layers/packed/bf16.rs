@@ -86,7 +86,7 @@ with_simd! {
 /// `half::bf16::from_f32` computes them but in arithmetic that vectorises; NaNs stay
 /// quiet NaNs.
 #[inline(always)]
-fn round_bits(v: f32) -> u32 {
+pub(crate) fn round_bits(v: f32) -> u32 {
     let bits = v.to_bits();
     if v.is_nan() {
         return (bits >> 16) | 0x40;
