@@ -185,6 +185,7 @@ fn attention_cpu(qkv: &[f32], spans: &[Span], shape: &AttentionShape, mask: KeyM
         parts.push((span, part));
         rest = tail;
     }
+    #[cfg(target_arch = "x86_64")]
     let bf16 =
         shape.bf16 && shape.head_dim.is_multiple_of(LANES) && super::packed::bf16_supported();
     parts.into_par_iter().for_each(|(span, part)| {
@@ -229,23 +230,27 @@ with_simd! {
 }
 
 /// A text's queries, keys and values by head, each contiguous (the packed rows
-/// interleave every head), gathered in one pass over the rows.
-struct TextOperands {
+/// interleave every head), gathered in one pass over the rows: f32 values, or (for bf16
+/// products) `u32` pairs of adjacent values along each product's summed dimension.
+struct TextOperands<T> {
     keys: usize,
     head_dim: usize,
     /// Rows per head in `queries`: the text's length rounded up to the query block.
     len_padded: usize,
     /// Keys rounded up to [`LANES`].
     padded: usize,
-    /// Scaled queries `[heads][len_padded][head_dim]`; rows past the text stay 0.
-    queries: Vec<f32>,
-    /// Keys transposed, `[kv_heads][head_dim][padded]`.
-    keys_t: Vec<f32>,
-    /// Values `[kv_heads][keys][head_dim]`.
-    values: Vec<f32>,
+    /// Scaled queries `[heads][len_padded][head_dim]` (pairs: `head_dim / 2` channel
+    /// pairs); rows past the text stay 0.
+    queries: Vec<T>,
+    /// Keys transposed, `[kv_heads][head_dim][padded]` (pairs: `head_dim / 2` rows of
+    /// channel pairs).
+    keys_t: Vec<T>,
+    /// Values `[kv_heads][keys][head_dim]` (pairs: `padded / 2` rows of pairs of adjacent
+    /// keys, a missing last key zero).
+    values: Vec<T>,
 }
 
-impl TextOperands {
+impl TextOperands<f32> {
     #[inline(always)]
     fn gather(rows: &[f32], len: usize, keys: usize, shape: &AttentionShape, block: usize) -> Self {
         let (d, width) = (shape.head_dim, shape.qkv_width());
@@ -413,8 +418,8 @@ mod x86 {
     use std::arch::x86_64::*;
 
     use super::{
-        block_ranges, block_softmax, transpose, write_context, AttentionShape, KeyMask, LANES,
-        WIDE_BLOCK,
+        block_ranges, block_softmax, transpose, write_context, AttentionShape, KeyMask,
+        TextOperands, LANES, WIDE_BLOCK,
     };
     use crate::layers::packed::bf16::round_bits;
 
@@ -424,26 +429,9 @@ mod x86 {
         round_bits(first) | (round_bits(second) << 16)
     }
 
-    /// A text's operands for bf16 products, by head: pairs of adjacent values along
-    /// each product's summed dimension (head channels for scores, keys for the context).
-    struct PairOperands {
-        keys: usize,
-        head_dim: usize,
-        len_padded: usize,
-        /// Keys rounded up to [`LANES`] (even).
-        padded: usize,
-        /// Scaled queries, `[heads][len_padded][head_dim / 2]` channel pairs.
-        queries: Vec<u32>,
-        /// Keys transposed, `[kv_heads][head_dim / 2][padded]` channel pairs.
-        keys_t: Vec<u32>,
-        /// Values, `[kv_heads][padded / 2][head_dim]` pairs of adjacent keys (a missing
-        /// last key is zero).
-        values: Vec<u32>,
-    }
-
-    impl PairOperands {
+    impl TextOperands<u32> {
         #[inline(always)]
-        fn gather(rows: &[f32], len: usize, keys: usize, shape: &AttentionShape) -> Self {
+        fn gather_pairs(rows: &[f32], len: usize, keys: usize, shape: &AttentionShape) -> Self {
             let (d, width) = (shape.head_dim, shape.qkv_width());
             let (half, kv_width) = (d / 2, shape.kv_heads * d);
             let (k_at, v_at) = (shape.heads * d, shape.heads * d + kv_width);
@@ -503,7 +491,7 @@ mod x86 {
                     }
                 }
             }
-            PairOperands {
+            TextOperands {
                 keys,
                 head_dim: d,
                 len_padded,
@@ -533,7 +521,7 @@ mod x86 {
         if keys == 0 || len == 0 {
             return;
         }
-        let s = PairOperands::gather(rows, len, keys, shape);
+        let s = TextOperands::gather_pairs(rows, len, keys, shape);
         let (d, half, padded) = (s.head_dim, s.head_dim / 2, s.padded);
         let out_width = shape.context_width();
         let mut probs = vec![0f32; WIDE_BLOCK * padded];
@@ -774,7 +762,7 @@ fn softmax_unnormalised<const FMA: bool>(scores: &mut [f32]) -> f32 {
 /// (`[len, context_width]`), `R` queries at a time; `probs` holds `[R][padded]` scores.
 #[inline(always)]
 fn attend_head<const FMA: bool, const R: usize>(
-    s: &TextOperands,
+    s: &TextOperands<f32>,
     head: usize,
     shape: &AttentionShape,
     mask: KeyMask,
