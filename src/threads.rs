@@ -47,7 +47,9 @@ pub fn pool() -> Result<Arc<ThreadPool>> {
 /// kept polling picks the next region's tasks up at once. The polling stops when `work`
 /// returns (or unwinds), so idle pools still sleep.
 pub fn with_busy_helpers<T>(work: impl FnOnce() -> T) -> T {
-    let helpers = rayon::current_num_threads().saturating_sub(1);
+    // No more pollers than other cores: a pool larger than the machine keeps its extra
+    // threads asleep rather than spinning against the work.
+    let helpers = rayon::current_num_threads().min(cores()).saturating_sub(1);
     if helpers == 0 {
         return work();
     }
@@ -55,9 +57,17 @@ pub fn with_busy_helpers<T>(work: impl FnOnce() -> T) -> T {
     rayon::in_place_scope(|scope| {
         for _ in 0..helpers {
             scope.spawn(|_| {
+                let mut idle = 0u32;
                 while !done.load(Ordering::Acquire) {
-                    if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                    if rayon::yield_now() == Some(rayon::Yield::Executed) {
+                        idle = 0;
+                    } else if idle < SPINS_BEFORE_YIELDING {
+                        idle += 1;
                         std::hint::spin_loop();
+                    } else {
+                        // Long idle (a serial stretch of the pass): let other processes'
+                        // threads have the core.
+                        std::thread::yield_now();
                     }
                 }
             });
@@ -67,6 +77,15 @@ pub fn with_busy_helpers<T>(work: impl FnOnce() -> T) -> T {
         work()
     })
 }
+
+/// The cores this process may run on, read once (the query reads cgroup files).
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
+}
+
+/// Idle polls a helper makes before it starts offering its core to the OS scheduler.
+const SPINS_BEFORE_YIELDING: u32 = 1 << 10;
 
 struct StopOnDrop<'a>(&'a AtomicBool);
 
