@@ -94,3 +94,31 @@ impl Drop for StopOnDrop<'_> {
         self.0.store(true, Ordering::Release);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rayon::prelude::*;
+
+    fn two_threads() -> ThreadPool {
+        ThreadPoolBuilder::new().num_threads(2).build().unwrap()
+    }
+
+    #[test]
+    fn busy_helpers_return_the_work_and_run_its_tasks() {
+        let total = two_threads().install(|| {
+            with_busy_helpers(|| (0..10_000u64).into_par_iter().map(|i| i * i).sum::<u64>())
+        });
+        assert_eq!(total, (0..10_000u64).map(|i| i * i).sum::<u64>());
+    }
+
+    /// A panicking pass stops the pollers (the scope would otherwise wait forever) and
+    /// the panic reaches the caller.
+    #[test]
+    fn busy_helpers_stop_when_the_work_panics() {
+        let outcome = two_threads().install(|| {
+            std::panic::catch_unwind(|| with_busy_helpers(|| -> u32 { panic!("bad input") }))
+        });
+        assert!(outcome.is_err());
+    }
+}
