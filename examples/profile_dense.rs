@@ -38,9 +38,14 @@ fn main() -> tessera::Result<()> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(MODEL);
     let builder = DenseEmbedder::builder().model(dir.to_string_lossy());
     let model = match std::env::args().nth(4).as_deref() {
+        None | Some("f32") => builder,
         Some("bf16") => builder.dtype(DType::BF16),
         Some("int8") => builder.quantize(Quantize::Int8),
-        _ => builder,
+        Some(other) => {
+            return Err(tessera::TesseraError::Config(format!(
+                "precision '{other}' is not f32, bf16 or int8"
+            )))
+        }
     }
     .build()?;
     let texts = corpus::sentences(count);

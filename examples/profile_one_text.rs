@@ -23,9 +23,14 @@ fn main() -> tessera::Result<()> {
         .join(" ");
     let builder = DenseEmbedder::builder().model(dir);
     let model = match args.next().as_deref() {
+        None | Some("f32") => builder,
         Some("bf16") => builder.dtype(DType::BF16),
         Some("int8") => builder.quantize(Quantize::Int8),
-        _ => builder,
+        Some(other) => {
+            return Err(tessera::TesseraError::Config(format!(
+                "precision '{other}' is not f32, bf16 or int8"
+            )))
+        }
     }
     .build()?;
     // Inside a pool, as the Python bindings run: parallel regions start on a worker.
